@@ -1,0 +1,33 @@
+"""The Op protocol: a batch function. A list comes in, a list of the same length goes out; an
+exception in a slot fails that item only, raising fails the whole batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Op(Protocol):
+    """One pipeline step. Each worker thread builds its own instance (its own inference sessions)."""
+
+    def setup(self) -> None:
+        """Build what the op needs (sessions, buffers); called once in the worker's own thread."""
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        """Process a batch; return one result (or an Exception instance) per item, in order."""
+
+
+OpFactory = Callable[[], Op]
+
+
+class FunctionOp:
+    """An Op from a plain batch function (for ops without state)."""
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]]) -> None:
+        self.fn = fn
+
+    def setup(self) -> None:
+        return None
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        return self.fn(batch)
