@@ -97,6 +97,34 @@ def convert(
     console.print(f"[green]✓[/] installed {path}")
 
 
+@app.command("serve")
+def serve(
+    config: Annotated[Path | None, typer.Option(help="config.yml (seed keys; see docs/config.md).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default 9998).")] = None,
+    rpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 18091).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    models: ModelsDir = Path("models"),
+    data: Annotated[Path, typer.Option(envvar="FACEPIPE_DATA", help="Data directory (gallery).")] = Path(
+        "data"
+    ),
+) -> None:
+    """Serve the ArcFace seed service, every bundle over KServe v2, health and metrics.
+
+    Example: facepipe serve --config config.yml --http-port 9998
+    """
+    import asyncio
+
+    from facepipe.app import build_server
+    from facepipe.config import load_config
+
+    cfg = load_config(config)
+    overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
+    cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    data.mkdir(parents=True, exist_ok=True)
+    server = build_server(cfg, models)
+    asyncio.run(server.run())
+
+
 def main() -> None:
     try:
         app()

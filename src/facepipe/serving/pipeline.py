@@ -27,7 +27,9 @@ class Result:
 
 
 class Pipeline:
-    def __init__(self, name: str, steps: list[tuple[StageConfig, OpFactory]], timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, name: str, steps: list[tuple[StageConfig, OpFactory]], timeout_s: float = 30.0
+    ) -> None:
         if not steps:
             raise ValueError(f"pipeline {name}: needs at least one stage")
         self.name = name

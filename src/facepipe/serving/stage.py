@@ -108,7 +108,9 @@ class Stage:
         started = time.monotonic()
         results = self._call(op, live)
         finished = time.monotonic()
-        self.stats.record_batch(len(live), (finished - started) * 1e3, [(started - i.entered) * 1e3 for i in live])
+        self.stats.record_batch(
+            len(live), (finished - started) * 1e3, [(started - i.entered) * 1e3 for i in live]
+        )
         for item, result in zip(live, results, strict=True):
             item.profile.append((self.name, (started - item.entered) * 1e3, (finished - started) * 1e3))
             self._forward(item, result)
@@ -125,7 +127,9 @@ class Stage:
                 break
             except Exception as exc:
                 error = exc
-                log.warning("stage %s: batch of %d failed (attempt %d): %s", self.name, len(live), attempt + 1, exc)
+                log.warning(
+                    "stage %s: batch of %d failed (attempt %d): %s", self.name, len(live), attempt + 1, exc
+                )
                 continue
             if not isinstance(results, list) or len(results) != len(payloads):
                 got = len(results) if isinstance(results, list) else type(results).__name__

@@ -35,6 +35,12 @@ class StageStats:
         self.out_ms = 0.0
         self.dropped = 0
         self.batch_errors = 0
+        # Cumulative, never reset: read by the Prometheus collector.
+        self.total_items = 0
+        self.total_batches = 0
+        self.total_run_s = 0.0
+        self.total_wait_s = 0.0
+        self.total_sizes: Counter[int] = Counter()
 
     def record_batch(self, size: int, run_ms: float, waits_ms: list[float]) -> None:
         with self._lock:
@@ -43,6 +49,11 @@ class StageStats:
             self._run_ms += run_ms
             self._wait_ms += sum(waits_ms)
             self._sizes[size] += 1
+            self.total_items += size
+            self.total_batches += 1
+            self.total_run_s += run_ms / 1e3
+            self.total_wait_s += sum(waits_ms) / 1e3
+            self.total_sizes[size] += 1
 
     def snapshot(self, workers: int) -> StageSnapshot:
         """Means since the last snapshot, then reset."""

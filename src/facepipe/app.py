@@ -1,0 +1,117 @@
+"""Wires config, face pipelines and model bundles into the generic server: the one place where
+``serving/`` and ``face/`` meet."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facepipe import __version__
+from facepipe.config import Config, OpConfig, stage_config
+from facepipe.errors import InvalidInput
+from facepipe.face import pipelines
+from facepipe.face.decode import sniff
+from facepipe.serving.bundle import TensorSpec
+from facepipe.serving.http import build_app
+from facepipe.serving.pipeline import Pipeline
+from facepipe.serving.repository import Repository
+from facepipe.serving.server import Server, ServerOptions
+from facepipe.serving.service import InferModel, SeedService, TensorModel, check_inputs, gather_items
+from facepipe.serving.state import ServerState
+from facepipe.serving.tracer import Tracer
+
+log = logging.getLogger(__name__)
+IMAGE_KEYS = ("image", "img", "x")
+
+
+def image_bytes(value: str | bytes, label: str = "image") -> bytes:
+    """A seed/KServe image value: raw image bytes, or base64 text of them."""
+    raw = value.encode("latin-1") if isinstance(value, str) else value
+    if sniff(raw):
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"{label}: neither image bytes nor valid base64") from None
+
+
+def seed_feed(feed: dict[str, str]) -> bytes:
+    for key in IMAGE_KEYS:
+        if key in feed:
+            return image_bytes(feed[key], f"value of key {key!r}")
+    raise InvalidInput(f"missing key: expected one of {list(IMAGE_KEYS)}, got {sorted(feed)}")
+
+
+def seed_fetch(embedding: np.ndarray) -> dict[str, np.ndarray]:
+    return {"out": embedding[None, :]}
+
+
+@dataclass(slots=True)
+class ImageModel:
+    """An image pipeline as a KServe v2 model: ``image`` BYTES [N] in, ``embedding`` FP32 [N, D] out."""
+
+    pipeline: Pipeline
+    dim: int
+    name: str = "ArcFace"
+    version: str = "1"
+    platform: str = "facepipe_pipeline"
+    inputs: list[TensorSpec] = field(default_factory=lambda: [TensorSpec("image", [-1], "BYTES")])
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outputs = [TensorSpec("embedding", [-1, self.dim], "float32")]
+
+    def ready(self) -> bool:
+        return self.pipeline.running
+
+    async def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_inputs(self, inputs)
+        items = [image_bytes(v, f"image[{i}]") for i, v in enumerate(inputs["image"].ravel())]
+        if not items:
+            raise InvalidInput("image: empty batch")
+        return {"embedding": np.stack(await gather_items(self.pipeline, items))}
+
+
+def _bundle_models(config: Config, repo: Repository) -> dict[str, dict[str, InferModel]]:
+    models: dict[str, dict[str, InferModel]] = {}
+    timeout = config.request_timeout_ms / 1000.0
+    for entry in repo.index():
+        if entry.state != "READY":
+            log.warning("model %s/%s not served: %s", entry.name, entry.version, entry.reason)
+            continue
+        bundle = repo.bundle(entry.name, int(entry.version))
+        op = config.op.get(entry.name) or OpConfig(
+            batch_size=min(32, bundle.manifest.max_batch), auto_batching_timeout=1
+        )
+        config.op.setdefault(entry.name, op)
+        stage = stage_config(config, entry.name)
+        threads = op.local_service_conf.thread_num
+        models.setdefault(entry.name, {})[entry.version] = TensorModel.build(bundle, stage, timeout, threads)
+    return models
+
+
+def build_state(config: Config, models_dir: Path) -> ServerState:
+    repo = Repository(models_dir)
+    arcface = pipelines.arcface(config, repo)
+    dim = repo.bundle(
+        config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
+    ).manifest
+    models = _bundle_models(config, repo)
+    models["ArcFace"] = {"1": ImageModel(arcface, dim.embedding_dim or dim.outputs[0].shape[-1])}
+    seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
+    return ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
+
+
+def build_server(config: Config, models_dir: Path, on_started: Any = None) -> Server:
+    state = build_state(config, models_dir)
+    app = build_app(state, server_version=__version__)
+    edges: list[Any] = []
+    tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
+    options = ServerOptions(config.host, config.http_port)
+    return Server(state, app, options, tracer, edges, on_started)

@@ -1,0 +1,119 @@
+"""config.yml: the seed's pipeline keys, kept, plus facepipe's own; validated with key paths.
+
+Every key is documented in docs/config.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from facepipe.errors import ConfigError
+from facepipe.serving.stage import StageConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TracerConfig(_Strict):
+    interval_s: float = Field(10.0, ge=0, description="0 disables the tracer log")
+
+
+class DagConfig(_Strict):
+    is_thread_op: bool = True
+    retry: int = Field(1, ge=0)
+    use_profile: bool = False
+    channel_size: int = Field(256, ge=1)
+    tracer: TracerConfig = TracerConfig()
+
+
+class LocalServiceConf(_Strict):
+    model_config_: str = Field("", alias="model_config")
+    devices: str = ""
+    device_type: int = Field(0, ge=0)
+    thread_num: int = Field(1, ge=1)
+    precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16)$")
+    ir_optim: bool = True
+    mem_optim: bool = True
+
+
+class OpConfig(_Strict):
+    concurrency: int = Field(1, ge=1, le=64)
+    timeout: float = Field(-1, description="ms; -1 means no per-op limit")
+    retry: int | None = Field(None, ge=0)
+    batch_size: int = Field(1, ge=1, le=4096)
+    auto_batching_timeout: float = Field(0, ge=0, description="ms to wait for a fuller batch")
+    local_service_conf: LocalServiceConf = LocalServiceConf()
+
+
+DEFAULT_OPS: dict[str, dict[str, Any]] = {
+    "decode": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
+    "ArcFace": {
+        "concurrency": 2,
+        "batch_size": 16,
+        "auto_batching_timeout": 1,
+        "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 1},
+    },
+}
+
+
+class Config(_Strict):
+    http_port: int = Field(9998, ge=0, le=65535)
+    rpc_port: int = Field(18091, ge=0, le=65535)
+    worker_num: int = Field(1, ge=1, le=64)
+    host: str = "127.0.0.1"
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    request_timeout_ms: float = Field(30000, gt=0)
+    json_numbers: bool = False
+    log_dir: str = "PipelineServingLogs"
+    dag: DagConfig = DagConfig()
+    op: dict[str, OpConfig] = Field(default_factory=dict)
+
+    def op_config(self, name: str) -> OpConfig:
+        if name in self.op:
+            return self.op[name]
+        return OpConfig.model_validate(DEFAULT_OPS.get(name, {}))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "<root>"
+
+
+def parse_config(raw: dict[str, Any] | None) -> Config:
+    try:
+        return Config.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{_path(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid config: {problems}") from None
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return parse_config({})
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    return parse_config(raw)
+
+
+def stage_config(config: Config, name: str) -> StageConfig:
+    """The engine's StageConfig for op ``name``, from the seed's keys (ms in the file, s in the engine)."""
+    op = config.op_config(name)
+    return StageConfig(
+        name=name,
+        concurrency=op.concurrency,
+        batch_size=op.batch_size,
+        max_wait_s=op.auto_batching_timeout / 1000.0,
+        queue_size=config.dag.channel_size,
+        timeout_s=op.timeout / 1000.0 if op.timeout > 0 else 0.0,
+        retry=config.dag.retry if op.retry is None else op.retry,
+    )

@@ -1,0 +1,47 @@
+"""Embedding op: face crops in, L2-normalised embeddings out; the whole batch in one model call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facepipe.serving.bundle import Bundle
+from facepipe.serving.runtime.onnx import OnnxSession
+
+
+def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
+    """RGB uint8 crops -> the bundle's input tensor (resized, colour order, mean/std, layout)."""
+    pre = bundle.manifest.preprocess
+    h, w = pre.size or [112, 112]
+    arr = np.stack(
+        [c if c.shape[:2] == (h, w) else cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in crops]
+    )
+    if pre.color.upper() == "BGR":
+        arr = arr[..., ::-1]
+    x = (arr.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    if bundle.manifest.inputs[0].layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
+class EmbedOp:
+    """Batch of crops (HxWx3 uint8 RGB) -> batch of embeddings (float32, unit length)."""
+
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        self.bundle = bundle
+        self.threads = threads
+        self.session: OnnxSession | None = None
+
+    def setup(self) -> None:
+        self.session = OnnxSession(self.bundle, self.threads)
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        if self.session is None:
+            raise RuntimeError("EmbedOp.setup() was not called")
+        x = to_tensor(batch, self.bundle)
+        emb = self.session.run({self.session.input_names[0]: x})[0]
+        if not self.bundle.manifest.normalized:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-10)
+        return list(emb.astype(np.float32))

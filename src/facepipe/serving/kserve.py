@@ -1,0 +1,155 @@
+"""Open Inference Protocol (KServe v2) tensors: JSON and the binary tensor extension, both ways."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facepipe.errors import InvalidInput
+
+DTYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
+TO_DATATYPE = {np.dtype(v).name: k for k, v in DTYPES.items()}
+HEADER = "Inference-Header-Content-Length"
+
+
+def datatype_of(dtype: str) -> str:
+    return "BYTES" if dtype in ("object", "bytes", "BYTES") else TO_DATATYPE[np.dtype(dtype).name]
+
+
+@dataclass(slots=True)
+class InferRequest:
+    id: str
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, bool] = field(default_factory=dict)  # requested name -> binary
+    binary_default: bool = False
+
+
+def _bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
+    out, i = [], 0
+    while i < len(raw):
+        if i + 4 > len(raw):
+            raise InvalidInput(f"input {name}: truncated BYTES element length")
+        (n,) = struct.unpack("<I", raw[i : i + 4])
+        out.append(raw[i + 4 : i + 4 + n])
+        i += 4 + n
+    if len(out) != count or i != len(raw):
+        raise InvalidInput(f"input {name}: {len(out)} BYTES elements, shape says {count}")
+    arr = np.empty(len(out), dtype=object)
+    arr[:] = out
+    return arr
+
+
+def _tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
+    name, dt = spec.get("name"), spec.get("datatype")
+    shape = spec.get("shape")
+    if not isinstance(name, str) or not isinstance(dt, str) or not isinstance(shape, list):
+        raise InvalidInput("each input needs 'name', 'datatype' and 'shape'")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInput(f"input {name}: shape must be a list of non-negative integers")
+    count = int(np.prod(shape)) if shape else 1
+    if dt == "BYTES":
+        if binary is not None:
+            return _bytes_tensor(binary, count, name).reshape(shape)
+        flat = np.asarray(spec.get("data", []), dtype=object).ravel()
+        data = [d.encode() if isinstance(d, str) else d for d in flat]
+        arr = np.empty(len(data), dtype=object)
+        arr[:] = data
+    elif dt in DTYPES:
+        try:
+            if binary is not None:
+                arr = np.frombuffer(binary, dtype=DTYPES[dt])
+            else:
+                arr = np.asarray(spec.get("data", []), dtype=DTYPES[dt]).ravel()
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"input {name}: data do not fit datatype {dt} ({exc})") from None
+    else:
+        raise InvalidInput(f"input {name}: unknown datatype {dt!r}")
+    if arr.size != count:
+        raise InvalidInput(f"input {name}: {arr.size} elements, shape {shape} needs {count}")
+    return arr.reshape(shape)
+
+
+def parse_request(body: bytes, header_length: int | None) -> InferRequest:
+    """A KServe v2 infer request (JSON, or JSON header + binary tensors when header_length is set)."""
+    head = body if header_length is None else body[:header_length]
+    if header_length is not None and not 0 <= header_length <= len(body):
+        raise InvalidInput(f"{HEADER} {header_length} is outside the body of {len(body)} bytes")
+    try:
+        req = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    if not isinstance(req, dict) or not isinstance(req.get("inputs"), list) or not req["inputs"]:
+        raise InvalidInput("request needs a non-empty 'inputs' list")
+    offset = header_length or 0
+    inputs: dict[str, np.ndarray] = {}
+    for spec in req["inputs"]:
+        if not isinstance(spec, dict):
+            raise InvalidInput("each input must be an object")
+        size = (spec.get("parameters") or {}).get("binary_data_size")
+        binary = None
+        if size is not None:
+            if header_length is None or offset + int(size) > len(body):
+                raise InvalidInput(f"input {spec.get('name')}: binary_data_size {size} runs past the body")
+            binary, offset = body[offset : offset + int(size)], offset + int(size)
+        inputs[str(spec.get("name"))] = _tensor(spec, binary)
+    params = req.get("parameters") or {}
+    binary_default = bool(params.get("binary_data_output", False))
+    outputs = {}
+    for o in req.get("outputs") or []:
+        if not isinstance(o, dict) or "name" not in o:
+            raise InvalidInput("each requested output needs a 'name'")
+        outputs[str(o["name"])] = bool((o.get("parameters") or {}).get("binary_data", binary_default))
+    return InferRequest(str(req.get("id", "")), inputs, outputs, binary_default)
+
+
+def _encode_bytes(arr: np.ndarray) -> bytes:
+    return b"".join(
+        struct.pack("<I", len(v)) + v for v in (x if isinstance(x, bytes) else bytes(x) for x in arr.ravel())
+    )
+
+
+def build_response(
+    model: str, version: str, req: InferRequest, outputs: dict[str, np.ndarray]
+) -> tuple[bytes, int | None]:
+    """Body and (for binary outputs) the JSON header length."""
+    wanted = req.outputs or dict.fromkeys(outputs, req.binary_default)
+    specs, blobs = [], []
+    for name, binary in wanted.items():
+        if name not in outputs:
+            raise InvalidInput(f"model {model} has no output {name!r} (outputs: {sorted(outputs)})")
+        arr = outputs[name]
+        dt = "BYTES" if arr.dtype == object else TO_DATATYPE[arr.dtype.name]
+        spec: dict[str, Any] = {"name": name, "datatype": dt, "shape": list(arr.shape)}
+        if binary:
+            blob = _encode_bytes(arr) if dt == "BYTES" else np.ascontiguousarray(arr).tobytes()
+            spec["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            spec["data"] = (
+                [b.decode("latin-1") for b in arr.ravel()] if dt == "BYTES" else arr.ravel().tolist()
+            )
+        specs.append(spec)
+    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": specs}
+    if req.id:
+        head["id"] = req.id
+    header = json.dumps(head).encode()
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)

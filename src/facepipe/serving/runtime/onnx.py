@@ -1,0 +1,33 @@
+"""onnxruntime on CPU: one session per worker, batches chunked to the bundle's max batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from facepipe.serving.bundle import Bundle
+
+
+class OnnxSession:
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.bundle = bundle
+        self.session = ort.InferenceSession(str(bundle.model_path), opts, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.max_batch = max(1, bundle.manifest.max_batch)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run on a batch (axis 0), in chunks of at most ``max_batch``; outputs concatenated."""
+        n = next(iter(inputs.values())).shape[0]
+        if n <= self.max_batch:
+            return [np.asarray(o) for o in self.session.run(self.output_names, inputs)]
+        parts = [
+            self.session.run(self.output_names, {k: v[i : i + self.max_batch] for k, v in inputs.items()})
+            for i in range(0, n, self.max_batch)
+        ]
+        return [np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(len(self.output_names))]

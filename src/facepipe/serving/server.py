@@ -1,0 +1,120 @@
+"""Runs the HTTP (uvicorn) and gRPC edges over the pipelines it is given; drains on SIGTERM.
+
+SIGTERM/SIGINT: readiness goes false first, new work is still accepted for ``drain_delay_s`` (so load
+balancers see the change), then the listeners close, in-flight requests finish, pipelines stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from facepipe.serving.state import ServerState
+from facepipe.serving.tracer import Tracer
+
+log = logging.getLogger(__name__)
+
+
+class Edge:
+    """A second protocol edge (gRPC) started and stopped with the server."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace_s: float) -> None: ...
+
+
+@dataclass(slots=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    http_port: int = 9998
+    drain_delay_s: float = 0.5
+    grace_s: float = 30.0
+
+
+class Server:
+    def __init__(
+        self,
+        state: ServerState,
+        app: Starlette,
+        options: ServerOptions,
+        tracer: Tracer | None = None,
+        edges: list[Any] | None = None,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        self.state, self.app, self.options = state, app, options
+        self.tracer, self.edges, self.on_started = tracer, edges or [], on_started
+        self._uvicorn: uvicorn.Server | None = None
+
+    def request_stop(self) -> None:
+        if not self.state.ready:
+            return
+        log.info("stop requested: readiness false, draining")
+        self.state.ready = False
+        asyncio.get_running_loop().call_later(self.options.drain_delay_s, self._close)
+
+    def _close(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+
+    async def run(self) -> None:
+        pipelines = self.state.pipelines()
+        for p in pipelines:
+            await asyncio.to_thread(p.start)
+        try:
+            await self._serve()
+        finally:
+            self.state.ready = False
+            for p in pipelines:
+                await asyncio.to_thread(p.stop)
+            if self.tracer is not None:
+                self.tracer.stop()
+            log.info("stopped")
+
+    async def _serve(self) -> None:
+        o = self.options
+        config = uvicorn.Config(
+            self.app,
+            host=o.host,
+            port=o.http_port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=int(o.grace_s),
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+
+        @contextlib.contextmanager
+        def no_signals() -> Generator[None, None, None]:
+            yield
+
+        server.capture_signals = no_signals  # type: ignore[method-assign]
+        self._uvicorn = server
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        for edge in self.edges:
+            await edge.start()
+        if self.tracer is not None:
+            self.tracer.start()
+        serving = asyncio.ensure_future(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        self.state.ready = server.started
+        if server.started:
+            log.info("serving HTTP on %s:%d", o.host, o.http_port)
+            if self.on_started is not None:
+                self.on_started()
+        try:
+            await serving
+        finally:
+            for edge in self.edges:
+                await edge.stop(o.grace_s)

@@ -1,0 +1,84 @@
+"""A real server on 127.0.0.1, started as a subprocess with the real models."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_dir: Path
+
+
+def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Running:
+    port = free_port()
+    cfg = {
+        "http_port": port,
+        "rpc_port": 0,
+        "max_body_bytes": 6_000_000,
+        "log_dir": str(tmp / "PipelineServingLogs"),
+        "dag": {"tracer": {"interval_s": 0.5}, "channel_size": 64},
+        "op": {"ArcFace": {"concurrency": 2, "batch_size": 8, "auto_batching_timeout": 1}},
+        **(extra or {}),
+    }
+    (tmp / "config.yml").write_text(yaml.safe_dump(cfg))
+    cmd = [
+        sys.executable,
+        "-m",
+        "facepipe.cli",
+        "serve",
+        "--config",
+        str(tmp / "config.yml"),
+        "--models",
+        str(models_dir),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (tmp / "server.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return Running(url, port, proc, tmp / "PipelineServingLogs")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready in 60 s")
+
+
+def stop_server(running: Running) -> int:
+    if running.proc.poll() is None:
+        running.proc.send_signal(signal.SIGTERM)
+    return running.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_server(models_dir, tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)
