@@ -87,9 +87,9 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     args = ap.parse_args()
     files = sorted((args.data / "images").rglob("*.jpg"))[:700]
+    images = [base64.b64encode(f.read_bytes()).decode() for f in files]
     bodies = [
-        json.dumps({"key": ["image"], "value": [base64.b64encode(f.read_bytes()).decode()], "logid": i}).encode()
-        for i, f in enumerate(files)
+        json.dumps({"key": ["image"], "value": [b64], "logid": i}).encode() for i, b64 in enumerate(images)
     ]
     bare = ceiling(args.models / "mobilefacenet/1/model.onnx")
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +97,8 @@ def main() -> None:
         try:
             url = run.url + "/ArcFace/prediction"
             asyncio.run(closed_loop(url, bodies, 4, 2.0))  # warm-up
-            sweep = [asyncio.run(closed_loop(url, bodies, c, args.seconds)) for c in map(int, args.levels.split(","))]
+            levels = [int(c) for c in args.levels.split(",")]
+            sweep = [asyncio.run(closed_loop(url, bodies, c, args.seconds)) for c in levels]
         finally:
             stop_server(run)
     result = {
