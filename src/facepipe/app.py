@@ -89,8 +89,7 @@ def _bundle_models(config: Config, repo: Repository) -> dict[str, dict[str, Infe
         op = config.op.get(entry.name) or OpConfig(
             batch_size=min(32, bundle.manifest.max_batch), auto_batching_timeout=1
         )
-        config.op.setdefault(entry.name, op)
-        stage = stage_config(config, entry.name)
+        stage = stage_config(config, entry.name, op)
         threads = op.local_service_conf.thread_num
         models.setdefault(entry.name, {})[entry.version] = TensorModel.build(bundle, stage, timeout, threads)
     return models
@@ -99,11 +98,11 @@ def _bundle_models(config: Config, repo: Repository) -> dict[str, dict[str, Infe
 def build_state(config: Config, models_dir: Path) -> ServerState:
     repo = Repository(models_dir)
     arcface = pipelines.arcface(config, repo)
-    dim = repo.bundle(
+    embedder = repo.bundle(
         config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
     ).manifest
     models = _bundle_models(config, repo)
-    models["ArcFace"] = {"1": ImageModel(arcface, dim.embedding_dim or dim.outputs[0].shape[-1])}
+    models["ArcFace"] = {"1": ImageModel(arcface, embedder.embedding_dim or embedder.outputs[0].shape[-1])}
     seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
     return ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
 

@@ -105,9 +105,9 @@ def load_config(path: Path | None) -> Config:
     return parse_config(raw)
 
 
-def stage_config(config: Config, name: str) -> StageConfig:
+def stage_config(config: Config, name: str, op: OpConfig | None = None) -> StageConfig:
     """The engine's StageConfig for op ``name``, from the seed's keys (ms in the file, s in the engine)."""
-    op = config.op_config(name)
+    op = op or config.op_config(name)
     return StageConfig(
         name=name,
         concurrency=op.concurrency,

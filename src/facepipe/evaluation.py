@@ -53,8 +53,8 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     mids = np.concatenate(
         [[candidates[0] - 1e-6], (candidates[:-1] + candidates[1:]) / 2, [candidates[-1] + 1e-6]]
     )
-    accs = [(_accuracy(scores, labels, t), -abs(t)) for t in mids]
-    return float(mids[int(np.argmax([a[0] for a in accs]))])
+    accs = [_accuracy(scores, labels, t) for t in mids]
+    return float(mids[int(np.argmax(accs))])
 
 
 @dataclass(frozen=True, slots=True)

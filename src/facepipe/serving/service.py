@@ -14,7 +14,7 @@ from facepipe.serving.bundle import Bundle, TensorSpec
 from facepipe.serving.kserve import datatype_of
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.runtime.onnx import OnnxSession
-from facepipe.serving.stage import StageConfig as StageSettings
+from facepipe.serving.stage import StageConfig
 
 
 @dataclass(slots=True)
@@ -115,7 +115,7 @@ class TensorModel:
         self.name, self.version, self.inputs, self.outputs = m.name, str(m.version), m.inputs, m.outputs
 
     @classmethod
-    def build(cls, bundle: Bundle, stage: StageSettings, timeout_s: float, threads: int = 1) -> TensorModel:
+    def build(cls, bundle: Bundle, stage: StageConfig, timeout_s: float, threads: int = 1) -> TensorModel:
         pipeline = Pipeline(bundle.manifest.name, [(stage, lambda: TensorOp(bundle, threads))], timeout_s)
         return cls(bundle, pipeline)
 
