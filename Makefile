@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MODEL_STAMP := $(MODELS)/mobilefacenet/1/bundle.json
 SRC := src tests bench examples
 
-.PHONY: serve test install models lint clean
+.PHONY: serve test install models lint clean protos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,10 @@ test: models lint
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Regenerate the gRPC stubs (committed). Private descriptor pools: facepipe's copies of the seed and
+# KServe protos must coexist in one process with other clients of the same protocols (tritonclient).
+protos: install
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src \
+		src/facepipe/protos/pipeline_service.proto src/facepipe/protos/grpc_predict_v2.proto
+	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' src/facepipe/protos/*_pb2.py

@@ -18,6 +18,7 @@ from facepipe.errors import InvalidInput
 from facepipe.face import pipelines
 from facepipe.face.decode import sniff
 from facepipe.serving.bundle import TensorSpec
+from facepipe.serving.grpc import GrpcEdge
 from facepipe.serving.http import build_app
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
@@ -110,7 +111,7 @@ def build_state(config: Config, models_dir: Path) -> ServerState:
 def build_server(config: Config, models_dir: Path, on_started: Any = None) -> Server:
     state = build_state(config, models_dir)
     app = build_app(state, server_version=__version__)
-    edges: list[Any] = []
+    edges = [GrpcEdge(state, config.host, config.rpc_port, __version__)]
     tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
     options = ServerOptions(config.host, config.http_port)
     return Server(state, app, options, tracer, edges, on_started)

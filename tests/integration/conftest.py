@@ -27,15 +27,16 @@ def free_port() -> int:
 class Running:
     url: str
     port: int
+    grpc: str  # host:port of the gRPC edge
     proc: subprocess.Popen[bytes]
     log_dir: Path
 
 
 def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Running:
-    port = free_port()
+    port, rpc_port = free_port(), free_port()
     cfg = {
         "http_port": port,
-        "rpc_port": 0,
+        "rpc_port": rpc_port,
         "max_body_bytes": 6_000_000,
         "log_dir": str(tmp / "PipelineServingLogs"),
         "dag": {"tracer": {"interval_s": 0.5}, "channel_size": 64},
@@ -63,7 +64,7 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Runn
             raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return Running(url, port, proc, tmp / "PipelineServingLogs")
+                return Running(url, port, f"127.0.0.1:{rpc_port}", proc, tmp / "PipelineServingLogs")
         except httpx.HTTPError:
             pass
         time.sleep(0.2)

@@ -6,25 +6,21 @@ overloaded), KServe answers its status with ``{"error": ...}``.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from facepipe.errors import FacepipeError, InvalidInput, NotFound, Overloaded, PayloadTooLarge
-from facepipe.serving import kserve
+from facepipe.errors import FacepipeError, InvalidInput, Overloaded, PayloadTooLarge
+from facepipe.serving import kserve, seed
 from facepipe.serving.service import metadata
 from facepipe.serving.state import ServerState
 
 log = logging.getLogger(__name__)
-PROFILE_KEY = "pipeline.profile"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -38,11 +34,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def numpy_repr(arr: np.ndarray) -> str:
-    with np.printoptions(threshold=sys.maxsize):
-        return repr(arr)
 
 
 def _internal(exc: Exception) -> FacepipeError:
@@ -64,49 +55,16 @@ def _seed_error(err: FacepipeError, logid: Any) -> JSONResponse:
     return JSONResponse(body, status_code=503 if isinstance(err, Overloaded) else 200)
 
 
-def _parse_seed(body: bytes) -> tuple[dict[str, Any], dict[str, str]]:
-    try:
-        req = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
-    if not isinstance(req, dict):
-        raise InvalidInput("request must be a JSON object with 'key' and 'value' lists")
-    keys, values = req.get("key"), req.get("value")
-    if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
-        raise InvalidInput("'key' and 'value' must be lists of the same length")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in zip(keys, values, strict=True)):
-        raise InvalidInput("'key' and 'value' entries must be strings")
-    return req, dict(zip(keys, values, strict=True))
-
-
 def seed_routes(state: ServerState) -> list[Route]:
     async def prediction(request: Request) -> Response:
         t0, name, logid, status = time.perf_counter(), request.path_params["service"], None, "ok"
         try:
             body = await read_body(request, state.max_body_bytes)
-            req, feed = _parse_seed(body)
-            logid = req.get("logid")
-            service = state.seed.get(name)
-            if service is None:
-                raise NotFound(f"service {name!r} is not served; services: {sorted(state.seed)}")
-            profile = feed.pop(PROFILE_KEY, "0") in ("1", "true")
-            result = await service.pipeline.submit(service.feed(feed))
-            out = service.fetch(result.value)
-            as_json = state.json_numbers or request.query_params.get("format") == "json"
-            keys: list[str] = list(out)
-            values: list[Any] = [o.tolist() if as_json else numpy_repr(o) for o in out.values()]
-            if profile:
-                keys.append(PROFILE_KEY)
-                values.append(json.dumps([{"op": s, "in_ms": q, "midp_ms": r} for s, q, r in result.profile]))
-            body_out = {
-                "err_no": 0,
-                "err_msg": "",
-                "key": keys,
-                "value": values,
-                "tensors": [],
-                "logid": logid,
-            }
-            return JSONResponse(body_out)
+            logid, feed = seed.parse_json(body)
+            as_json = request.query_params.get("format") == "json"
+            reply = await seed.predict(state, name, feed, as_json)
+            out = {"err_no": 0, "err_msg": "", "key": reply.keys, "value": reply.values, "tensors": []}
+            return JSONResponse(out | {"logid": logid})
         except Exception as exc:
             err = _internal(exc)
             status = err.code
@@ -169,16 +127,7 @@ def kserve_routes(state: ServerState, server_version: str) -> list[Route]:
             state.metrics.observe(f"v2:{name}", status, time.perf_counter() - t0)
 
     async def repo_index(_: Request) -> Response:
-        if state.repository is None:
-            return JSONResponse([])
-        served = {(n, v) for n, vs in state.models.items() for v in vs}
-        rows = []
-        for e in state.repository.index():
-            entry = {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
-            if e.state == "READY" and (e.name, e.version) not in served:
-                entry |= {"state": "UNAVAILABLE", "reason": "not loaded"}
-            rows.append(entry)
-        return JSONResponse(rows)
+        return JSONResponse(state.index())
 
     base = "/v2/models/{model}"
     return [

@@ -41,7 +41,8 @@ class InferRequest:
     binary_default: bool = False
 
 
-def _bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
+def decode_bytes(raw: bytes, count: int, name: str) -> np.ndarray:
+    """A BYTES tensor's elements from their 4-byte-length-prefixed wire form."""
     out, i = [], 0
     while i < len(raw):
         if i + 4 > len(raw):
@@ -56,7 +57,8 @@ def _bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
     return arr
 
 
-def _tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
+def tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
+    """One input from its JSON spec (``name``, ``datatype``, ``shape``, ``data``) or binary form."""
     name, dt = spec.get("name"), spec.get("datatype")
     shape = spec.get("shape")
     if not isinstance(name, str) or not isinstance(dt, str) or not isinstance(shape, list):
@@ -66,7 +68,7 @@ def _tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
     count = int(np.prod(shape)) if shape else 1
     if dt == "BYTES":
         if binary is not None:
-            return _bytes_tensor(binary, count, name).reshape(shape)
+            return decode_bytes(binary, count, name).reshape(shape)
         flat = np.asarray(spec.get("data", []), dtype=object).ravel()
         data = [d.encode() if isinstance(d, str) else d for d in flat]
         arr = np.empty(len(data), dtype=object)
@@ -108,7 +110,7 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
             if header_length is None or offset + int(size) > len(body):
                 raise InvalidInput(f"input {spec.get('name')}: binary_data_size {size} runs past the body")
             binary, offset = body[offset : offset + int(size)], offset + int(size)
-        inputs[str(spec.get("name"))] = _tensor(spec, binary)
+        inputs[str(spec.get("name"))] = tensor(spec, binary)
     params = req.get("parameters") or {}
     binary_default = bool(params.get("binary_data_output", False))
     outputs = {}
@@ -119,32 +121,37 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
     return InferRequest(str(req.get("id", "")), inputs, outputs, binary_default)
 
 
-def _encode_bytes(arr: np.ndarray) -> bytes:
-    return b"".join(
-        struct.pack("<I", len(v)) + v for v in (x if isinstance(x, bytes) else bytes(x) for x in arr.ravel())
-    )
+def tensor_bytes(arr: np.ndarray) -> tuple[str, bytes]:
+    """Datatype and binary wire form of an output tensor."""
+    if arr.dtype == object:
+        items = (x if isinstance(x, bytes) else bytes(x) for x in arr.ravel())
+        return "BYTES", b"".join(struct.pack("<I", len(v)) + v for v in items)
+    return TO_DATATYPE[arr.dtype.name], np.ascontiguousarray(arr).tobytes()
+
+
+def pick_outputs(model: str, requested: list[str], outputs: dict[str, np.ndarray]) -> list[str]:
+    for name in requested:
+        if name not in outputs:
+            raise InvalidInput(f"model {model} has no output {name!r} (outputs: {sorted(outputs)})")
+    return requested or list(outputs)
 
 
 def build_response(
     model: str, version: str, req: InferRequest, outputs: dict[str, np.ndarray]
 ) -> tuple[bytes, int | None]:
     """Body and (for binary outputs) the JSON header length."""
-    wanted = req.outputs or dict.fromkeys(outputs, req.binary_default)
     specs, blobs = [], []
-    for name, binary in wanted.items():
-        if name not in outputs:
-            raise InvalidInput(f"model {model} has no output {name!r} (outputs: {sorted(outputs)})")
+    for name in pick_outputs(model, list(req.outputs), outputs):
         arr = outputs[name]
-        dt = "BYTES" if arr.dtype == object else TO_DATATYPE[arr.dtype.name]
-        spec: dict[str, Any] = {"name": name, "datatype": dt, "shape": list(arr.shape)}
-        if binary:
-            blob = _encode_bytes(arr) if dt == "BYTES" else np.ascontiguousarray(arr).tobytes()
+        spec: dict[str, Any] = {"name": name, "shape": list(arr.shape)}
+        if req.outputs.get(name, req.binary_default):
+            spec["datatype"], blob = tensor_bytes(arr)
             spec["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            spec["data"] = (
-                [b.decode("latin-1") for b in arr.ravel()] if dt == "BYTES" else arr.ravel().tolist()
-            )
+            spec["datatype"] = "BYTES" if arr.dtype == object else TO_DATATYPE[arr.dtype.name]
+            bytes_out = spec["datatype"] == "BYTES"
+            spec["data"] = [b.decode("latin-1") for b in arr.ravel()] if bytes_out else arr.ravel().tolist()
         specs.append(spec)
     head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": specs}
     if req.id:

@@ -45,5 +45,18 @@ class ServerState:
             raise NotFound(f"model {name!r} has no version {version!r} (versions: {sorted(versions)})")
         return versions[version]
 
+    def index(self) -> list[dict[str, str]]:
+        """The repository index (KServe repository extension): every version, its state and why."""
+        if self.repository is None:
+            return []
+        served = {(n, v) for n, vs in self.models.items() for v in vs}
+        rows = []
+        for e in self.repository.index():
+            row = {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
+            if e.state == "READY" and (e.name, e.version) not in served:
+                row |= {"state": "UNAVAILABLE", "reason": "not loaded"}
+            rows.append(row)
+        return rows
+
     def in_flight(self) -> int:
         return sum(p.in_flight for p in self.pipelines())

@@ -1,0 +1,173 @@
+"""gRPC edge: the seed ``PipelineService`` and KServe v2 ``inference.GRPCInferenceService``.
+
+Errors are translated here, once: the seed service answers ``err_no`` in its Response (as the seed
+does; overload is UNAVAILABLE so that clients can back off), KServe answers the error's gRPC status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+from facepipe.errors import FacepipeError, Overloaded
+from facepipe.protos import grpc_predict_v2_pb2 as pb
+from facepipe.protos import grpc_predict_v2_pb2_grpc as pb_grpc
+from facepipe.protos import pipeline_service_pb2 as seed_pb
+from facepipe.protos import pipeline_service_pb2_grpc as seed_grpc
+from facepipe.serving import kserve, seed
+from facepipe.serving.service import metadata
+from facepipe.serving.state import ServerState
+
+log = logging.getLogger(__name__)
+CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def _error(exc: Exception) -> FacepipeError:
+    if isinstance(exc, FacepipeError):
+        return exc
+    log.exception("internal error", exc_info=exc)
+    return FacepipeError(f"internal error: {type(exc).__name__}")
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: FacepipeError) -> None:
+    await context.abort(grpc.StatusCode[err.grpc_status], err.message)
+
+
+class SeedServicer(seed_grpc.PipelineServiceServicer):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def inference(self, request: Any, context: Any) -> Any:
+        # The seed's RPC client names no service: a server with one seed service answers with it.
+        default = next(iter(self.state.seed)) if len(self.state.seed) == 1 else ""
+        t0, name, status = time.perf_counter(), request.name or default, "ok"
+        try:
+            feed = seed.feed_of(list(request.key), list(request.value))
+            reply = await seed.predict(self.state, name, feed, as_json=False)
+            values = [v if isinstance(v, str) else str(v) for v in reply.values]
+            return seed_pb.Response(err_no=0, err_msg="", key=reply.keys, value=values)
+        except Exception as exc:
+            err = _error(exc)
+            status = err.code
+            if isinstance(err, Overloaded):
+                await _abort(context, err)
+            return seed_pb.Response(err_no=err.seed_err_no, err_msg=err.message)
+        finally:
+            self.state.metrics.observe(f"grpc-seed:{name}", status, time.perf_counter() - t0)
+
+
+def request_inputs(request: Any) -> dict[str, np.ndarray]:
+    """Inputs of a ModelInferRequest, from ``raw_input_contents`` or typed ``contents``."""
+    raw = list(request.raw_input_contents)
+    inputs = {}
+    for i, t in enumerate(request.inputs):
+        spec: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+        field = CONTENTS.get(t.datatype)
+        if not raw and field is not None:
+            spec["data"] = list(getattr(t.contents, field))
+        inputs[t.name] = kserve.tensor(spec, raw[i] if i < len(raw) else None)
+    return inputs
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, state: ServerState, server_version: str) -> None:
+        self.state, self.server_version = state, server_version
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.state.ready)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        ext = ["binary_tensor_data", "model_repository"]
+        return pb.ServerMetadataResponse(name="facepipe", version=self.server_version, extensions=ext)
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        try:
+            model = self.state.model(request.name, request.version or None)
+        except FacepipeError as err:
+            await _abort(context, err)
+        return pb.ModelReadyResponse(ready=model.ready() and self.state.ready)
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        try:
+            model = self.state.model(request.name, request.version or None)
+        except FacepipeError as err:
+            await _abort(context, err)
+        meta = metadata(model, sorted(self.state.models[request.name]))
+        spec = pb.ModelMetadataResponse.TensorMetadata
+        tensors = {k: [spec(**t) for t in meta[k]] for k in ("inputs", "outputs")}
+        return pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"], **tensors
+        )
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        t0, name, status = time.perf_counter(), request.model_name, "ok"
+        try:
+            model = self.state.model(name, request.model_version or None)
+            outputs = await model.infer(request_inputs(request))
+            names = kserve.pick_outputs(model.name, [o.name for o in request.outputs], outputs)
+            response = pb.ModelInferResponse(
+                model_name=model.name, model_version=model.version, id=request.id
+            )
+            for out in names:
+                datatype, blob = kserve.tensor_bytes(outputs[out])
+                tensor = response.outputs.add(name=out, datatype=datatype)
+                tensor.shape.extend(outputs[out].shape)
+                response.raw_output_contents.append(blob)
+            return response
+        except Exception as exc:
+            err = _error(exc)
+            status = err.code
+            await _abort(context, err)
+        finally:
+            self.state.metrics.observe(f"grpc-v2:{name}", status, time.perf_counter() - t0)
+
+    async def RepositoryIndex(self, request: Any, context: Any) -> Any:
+        models = [pb.RepositoryIndexResponse.ModelIndex(**row) for row in self.state.index()]
+        return pb.RepositoryIndexResponse(models=models)
+
+
+class GrpcEdge:
+    """The gRPC listener, started and stopped with the HTTP server."""
+
+    def __init__(self, state: ServerState, host: str, port: int, server_version: str = "") -> None:
+        self.state, self.address = state, f"{host}:{port}"
+        self.server_version = server_version
+        self.server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        limit = self.state.max_body_bytes
+        options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)]
+        server = grpc.aio.server(options=options)
+        seed_grpc.add_PipelineServiceServicer_to_server(SeedServicer(self.state), server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InferenceServicer(self.state, self.server_version), server
+        )
+        if server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot bind gRPC to {self.address}")
+        await server.start()
+        self.server = server
+        log.info("serving gRPC on %s", self.address)
+
+    async def stop(self, grace_s: float) -> None:
+        if self.server is not None:
+            await self.server.stop(grace_s)

@@ -1,0 +1,62 @@
+"""The seed pipeline protocol, shared by its HTTP and gRPC edges: key/value in, named arrays out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from facepipe.errors import InvalidInput, NotFound
+from facepipe.serving.state import ServerState
+
+PROFILE_KEY = "pipeline.profile"
+
+
+@dataclass(slots=True)
+class SeedReply:
+    keys: list[str]
+    values: list[Any]  # numpy repr strings, or nested lists when JSON numbers were asked for
+
+
+def numpy_repr(arr: np.ndarray) -> str:
+    with np.printoptions(threshold=sys.maxsize):
+        return repr(arr)
+
+
+def parse_json(body: bytes) -> tuple[Any, dict[str, str]]:
+    """``(logid, feed)`` from a seed JSON request."""
+    try:
+        req = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise InvalidInput("request must be a JSON object with 'key' and 'value' lists")
+    return req.get("logid"), feed_of(req.get("key"), req.get("value"))
+
+
+def feed_of(keys: Any, values: Any) -> dict[str, str]:
+    if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
+        raise InvalidInput("'key' and 'value' must be lists of the same length")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in zip(keys, values, strict=True)):
+        raise InvalidInput("'key' and 'value' entries must be strings")
+    return dict(zip(keys, values, strict=True))
+
+
+async def predict(state: ServerState, name: str, feed: dict[str, str], as_json: bool) -> SeedReply:
+    """Run seed service ``name``; ``pipeline.profile: "1"`` in the feed adds per-stage timings."""
+    service = state.seed.get(name)
+    if service is None:
+        raise NotFound(f"service {name!r} is not served; services: {sorted(state.seed)}")
+    profile = feed.pop(PROFILE_KEY, "0") in ("1", "true")
+    result = await service.pipeline.submit(service.feed(feed))
+    out = service.fetch(result.value)
+    as_json = as_json or state.json_numbers
+    reply = SeedReply(list(out), [o.tolist() if as_json else numpy_repr(o) for o in out.values()])
+    if profile:
+        reply.keys.append(PROFILE_KEY)
+        timings = [{"op": s, "in_ms": q, "midp_ms": r} for s, q, r in result.profile]
+        reply.values.append(json.dumps(timings))
+    return reply
