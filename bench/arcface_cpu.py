@@ -1,135 +1,188 @@
 """Closed-loop sweep on the seed endpoint (POST /ArcFace/prediction) with real LFW images, plus the
 bare in-process model ceiling measured in the same run. Writes bench/results/cpu-arcface.{json,md}.
 
-    .venv/bin/python bench/arcface_cpu.py [--seconds 8] [--levels 1,4,8,16,32]
+    .venv/bin/python bench/arcface_cpu.py [--seconds 8] [--levels 1,4,8,16,32,64]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
 import platform
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-import httpx
+import cv2
 import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 
-def ceiling(model: Path, seconds: float = 4.0) -> dict[str, float]:
+def session(model: Path, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 1
-    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+def crops(files: list[Path], n: int = 64) -> np.ndarray:
+    """Real inputs, preprocessed as the server does (decode, resize to 112, (x - 127.5) / 128)."""
+    imgs = [cv2.resize(cv2.imread(str(f))[..., ::-1], (112, 112)) for f in files[:n]]
+    return ((np.stack(imgs).astype(np.float32) - 127.5) / 128.0).astype(np.float32)
+
+
+def parallel_rate(
+    model: Path, x_all: np.ndarray, workers: int, threads: int, batch: int, seconds: float
+) -> float:
+    """Images/s of ``workers`` sessions of ``threads`` threads each, run side by side on one batch size."""
+    sessions = [session(model, threads) for _ in range(workers)]
+    x = x_all[:batch]
+    for s in sessions:
+        s.run(None, {"input": x})
+    counts = [0] * workers
+    stop = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        while time.perf_counter() < stop:
+            sessions[i].run(None, {"input": x})
+            counts[i] += batch
+
+    threads_ = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    t0 = time.perf_counter()
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def ceiling(model: Path, x: np.ndarray, seconds: float = 3.0) -> dict[str, float]:
+    cores = os.cpu_count() or 1
     out = {}
-    for batch in (1, 8, 16, 32):
-        x = np.random.default_rng(0).uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32)
-        sess.run(None, {"input": x})
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            sess.run(None, {"input": x})
-            n += batch
-        out[f"batch{batch}_img_s"] = n / (time.perf_counter() - t0)
-    x1 = np.zeros((1, 112, 112, 3), np.float32)
-    lat = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        sess.run(None, {"input": x1})
-        lat.append((time.perf_counter() - t0) * 1e3)
-    out["batch1_ms_p50"] = float(np.percentile(lat, 50))
+    for batch in (1, 4, 8, 16):
+        out[f"1x{cores}thr_b{batch}_img_s"] = parallel_rate(model, x, 1, cores, batch, seconds)
+        out[f"{cores}x1thr_b{batch}_img_s"] = parallel_rate(model, x, cores, 1, batch, seconds)
+    for threads in sorted({1, cores}):
+        sess, lat = session(model, threads), []
+        for i in range(300):
+            t0 = time.perf_counter()
+            sess.run(None, {"input": x[i % len(x)][None]})
+            lat.append((time.perf_counter() - t0) * 1e3)
+        out[f"batch1_{threads}thr_ms_p50"] = float(np.percentile(lat, 50))
     return out
 
 
-async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict[str, float]:
-    lat: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as client:
-
-        async def worker(k: int) -> None:
-            nonlocal errors
-            i = k
-            while time.perf_counter() < stop:
-                t0 = time.perf_counter()
-                r = await client.post(url, content=bodies[i % len(bodies)])
-                if r.status_code != 200 or r.json()["err_no"] != 0:
-                    errors += 1
-                lat.append((time.perf_counter() - t0) * 1e3)
-                i += concurrency
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return {
-        "concurrency": concurrency,
-        "requests": len(lat),
-        "qps": len(lat) / wall,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "errors": errors,
+def sweep(
+    args: argparse.Namespace, requests: list[bytes], workers: int, threads: int, levels: list[int]
+) -> dict:
+    op = {
+        "concurrency": workers,
+        "batch_size": args.batch,
+        "auto_batching_timeout": args.wait_ms,
+        "local_service_conf": {"thread_num": threads},
     }
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = {"dag": {"tracer": {"interval_s": 0}}, "op": {"ArcFace": op}}
+        run = start_server(args.models, Path(tmp), extra)
+        try:
+            url = run.url + "/ArcFace/prediction"
+            reqs = [encode_post(url, b) for b in requests]
+            closed_loop(url, reqs, 4, 2.0, ok=seed_ok)  # warm-up
+            return {
+                "op": op,
+                "levels": [asdict(closed_loop(url, reqs, c, args.seconds, ok=seed_ok)) for c in levels],
+            }
+        finally:
+            stop_server(run)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--levels", default="1,4,8,16,32")
+    ap.add_argument("--levels", default="1,2,4,8,16,32,64")
+    ap.add_argument("--workers", type=int, default=2, help="ArcFace op concurrency")
+    ap.add_argument("--threads", type=int, default=1, help="thread_num per worker")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--wait-ms", type=float, default=0)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--out", default="cpu-arcface")
     args = ap.parse_args()
     files = sorted((args.data / "images").rglob("*.jpg"))[:700]
-    images = [base64.b64encode(f.read_bytes()).decode() for f in files]
     bodies = [
-        json.dumps({"key": ["image"], "value": [b64], "logid": i}).encode() for i, b64 in enumerate(images)
+        json.dumps(
+            {"key": ["image"], "value": [base64.b64encode(f.read_bytes()).decode()], "logid": i}
+        ).encode()
+        for i, f in enumerate(files)
     ]
-    bare = ceiling(args.models / "mobilefacenet/1/model.onnx")
-    with tempfile.TemporaryDirectory() as tmp:
-        run = start_server(args.models, Path(tmp), {"dag": {"tracer": {"interval_s": 0}}})
-        try:
-            url = run.url + "/ArcFace/prediction"
-            asyncio.run(closed_loop(url, bodies, 4, 2.0))  # warm-up
-            levels = [int(c) for c in args.levels.split(",")]
-            sweep = [asyncio.run(closed_loop(url, bodies, c, args.seconds)) for c in levels]
-        finally:
-            stop_server(run)
+    bare = ceiling(args.models / "mobilefacenet/1/model.onnx", crops(files))
+    levels = [int(c) for c in args.levels.split(",")]
+    main_run = sweep(args, bodies, args.workers, args.threads, levels)
+    others = [
+        sweep(args, bodies, w, t, [1, 8, 16])
+        for w, t in ((1, 2), (2, 2), (2, 1))
+        if (w, t) != (args.workers, args.threads)
+    ]
+    op, sweep_rows = main_run["op"], main_run["levels"]
     result = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "command": "python bench/arcface_cpu.py " + " ".join(sys.argv[1:]),
+        "server_op": op,
         "images": len(files),
         "ceiling": bare,
-        "sweep": sweep,
+        "sweep": sweep_rows,
+        "alternatives": others,
     }
     out = ROOT / "bench/results"
-    (out / "cpu-arcface.json").write_text(json.dumps(result, indent=2))
-    best = max(bare[k] for k in bare if k.endswith("img_s"))
+    (out / f"{args.out}.json").write_text(json.dumps(result, indent=2))
+    best_key = max((k for k in bare if k.endswith("img_s")), key=lambda k: bare[k])
+    best = bare[best_key]
     lines = [
         "# ArcFace seed endpoint on CPU",
         "",
-        f"Machine: {result['machine']}; server and load generator on the same cores.",
-        f"Command: `{result['command']}`; {len(files)} real LFW images (250x250 JPEG), closed loop, "
-        f"{args.seconds:.0f} s per level.",
+        f"Machine: {result['machine']}; server and load generator (facepipe.loadgen, 1 process) on the "
+        "same cores.",
+        f"Command: `{result['command']}`; {len(files)} real LFW images (250x250 JPEG, base64 in the seed's "
+        f"JSON), closed loop, {args.seconds:.0f} s per level. Server ArcFace op: {json.dumps(op)}.",
         "",
-        f"Bare model ceiling (onnxruntime, {os.cpu_count()} threads, in-process, no I/O): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in bare.items()),
+        f"Bare model ceiling (onnxruntime in-process, no I/O, no decode), best of workers x threads x batch: "
+        f"**{best:.1f} img/s** ({best_key}). All: " + ", ".join(f"{k} {v:.1f}" for k, v in bare.items()),
         "",
-        "| concurrency | QPS | % of ceiling | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| concurrency | QPS | % of ceiling | p50 ms | p90 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
         f"| {s['concurrency']} | {s['qps']:.1f} | {100 * s['qps'] / best:.0f} % | {s['p50_ms']:.1f} | "
-        f"{s['p99_ms']:.1f} | {s['errors']} |"
-        for s in sweep
+        f"{s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {sum(s['errors'].values())} |"
+        for s in sweep_rows
     ]
-    (out / "cpu-arcface.md").write_text("\n".join(lines) + "\n")
+    lines += [
+        "",
+        "Other worker layouts, same run (ArcFace op `concurrency` x `thread_num`):",
+        "",
+        "| workers x threads | c=1 p50 ms | c=8 QPS | c=8 p99 ms | c=16 QPS | c=16 p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for alt in [main_run, *others]:
+        a, (l1, l8, l16) = (
+            alt["op"],
+            alt["levels"][:1] + [r for r in alt["levels"] if r["concurrency"] in (8, 16)],
+        )
+        lines.append(
+            f"| {a['concurrency']} x {a['local_service_conf']['thread_num']} | {l1['p50_ms']:.1f} | "
+            f"{l8['qps']:.1f} | {l8['p99_ms']:.1f} | {l16['qps']:.1f} | {l16['p99_ms']:.1f} |"
+        )
+    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
