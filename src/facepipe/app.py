@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from facepipe import __version__
+from facepipe.api import FaceService, v1_routes
 from facepipe.config import Config, OpConfig, stage_config
 from facepipe.errors import InvalidInput
 from facepipe.face import pipelines
@@ -108,9 +109,33 @@ def build_state(config: Config, models_dir: Path) -> ServerState:
     return ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
 
 
+def face_service(config: Config, repo: Repository, state: ServerState) -> FaceService | None:
+    """The /v1 face API over the photo pipelines whose models are installed (None: none is)."""
+    detectors = {
+        name: pipelines.photos(config, repo, name)
+        for name, nets in pipelines.DETECTORS.items()
+        if all(repo.versions(n) for n in nets)
+    }
+    if not detectors:
+        log.warning("no detector models installed: /v1 is not served")
+        return None
+    crops = state.seed["ArcFace"].pipeline
+    embedder = repo.bundle(config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet")
+    model = {"name": embedder.manifest.name, "version": str(embedder.manifest.version)}
+    spoof = (
+        repo.bundle("antispoof").manifest.extra.get("spoof_above", 0.2)
+        if repo.versions("antispoof")
+        else None
+    )
+    state.extra.extend(detectors.values())
+    return FaceService(detectors, crops, config.face, model, spoof, config.max_body_bytes)
+
+
 def build_server(config: Config, models_dir: Path, on_started: Any = None) -> Server:
     state = build_state(config, models_dir)
-    app = build_app(state, server_version=__version__)
+    faces = face_service(config, Repository(models_dir), state)
+    routes = v1_routes(faces, state.metrics) if faces is not None else []
+    app = build_app(state, routes, server_version=__version__)
     edges = [GrpcEdge(state, config.host, config.rpc_port, __version__)]
     tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
     options = ServerOptions(config.host, config.http_port)

@@ -6,7 +6,7 @@ Every key is documented in docs/config.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,11 +54,29 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
     "decode": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
     "ArcFace": {
         "concurrency": 2,
-        "batch_size": 16,
-        "auto_batching_timeout": 1,
+        "batch_size": 8,
+        "auto_batching_timeout": 0,
         "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 1},
     },
+    "detect": {"concurrency": 2, "batch_size": 4, "auto_batching_timeout": 0},
+    "align": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
+    "embed": {"concurrency": 1, "batch_size": 16, "auto_batching_timeout": 0},
+    "liveness": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
 }
+
+
+class FaceConfig(_Strict):
+    """Defaults of the face API (``/v1``); requests may override the detection ones."""
+
+    detector: Literal["mtcnn"] = "mtcnn"
+    min_face_size: float = Field(40.0, ge=12)
+    thresholds: tuple[
+        Annotated[float, Field(ge=0, le=1)],
+        Annotated[float, Field(ge=0, le=1)],
+        Annotated[float, Field(ge=0, le=1)],
+    ] = (0.6, 0.7, 0.7)
+    max_faces: int = Field(0, ge=0)
+    verify_threshold: float = Field(0.38, ge=-1, le=1)
 
 
 class Config(_Strict):
@@ -72,6 +90,7 @@ class Config(_Strict):
     log_dir: str = "PipelineServingLogs"
     dag: DagConfig = DagConfig()
     op: dict[str, OpConfig] = Field(default_factory=dict)
+    face: FaceConfig = FaceConfig()
 
     def op_config(self, name: str) -> OpConfig:
         if name in self.op:

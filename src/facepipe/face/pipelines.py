@@ -4,25 +4,78 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from facepipe.config import Config, stage_config
+from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
+from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
-from facepipe.serving.op import FunctionOp
+from facepipe.face.faces import DetectParams, Photo
+from facepipe.face.liveness import LivenessOp
+from facepipe.serving.op import FunctionOp, OpFactory
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
+from facepipe.serving.stage import StageConfig
+
+DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")}
 
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
+    """Image bytes -> RGB arrays; a bad image fails only its own request."""
+
     def decode(batch: list[bytes]) -> list[Any]:
         out: list[Any] = []
         for data in batch:
             try:
                 out.append(decode_image(data, limits))
-            except Exception as exc:  # one bad image fails only its own request
+            except Exception as exc:
                 out.append(exc)
         return out
 
     return FunctionOp(decode)
+
+
+def photo_decode_op(limits: DecodeLimits) -> FunctionOp:
+    """``(bytes, DetectParams, label)`` -> Photo."""
+
+    def decode(batch: list[tuple[bytes, DetectParams, str]]) -> list[Any]:
+        out: list[Any] = []
+        for data, params, label in batch:
+            try:
+                out.append(Photo(decode_image(data, limits, label), params, label=label))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    return FunctionOp(decode)
+
+
+def align_op() -> FunctionOp:
+    def run(batch: list[Photo]) -> list[Photo]:
+        for photo in batch:
+            for face in photo.faces:
+                face.crop = align(photo.image, face.landmarks)
+        return batch
+
+    return FunctionOp(run)
+
+
+class FaceEmbedOp:
+    """Every face of every photo in the batch through the embedder in one call, split back after."""
+
+    def __init__(self, embed: EmbedOp) -> None:
+        self.embed = embed
+
+    def setup(self) -> None:
+        self.embed.setup()
+
+    def __call__(self, batch: list[Photo]) -> list[Photo]:
+        faces = [f for p in batch for f in p.faces]
+        if faces:
+            for face, emb in zip(faces, self.embed([f.crop for f in faces]), strict=True):
+                face.embedding = np.asarray(emb)
+        return batch
 
 
 def arcface(config: Config, repo: Repository) -> Pipeline:
@@ -38,3 +91,22 @@ def arcface(config: Config, repo: Repository) -> Pipeline:
         ],
         timeout_s=config.request_timeout_ms / 1000.0,
     )
+
+
+def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
+    """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
+    embed_conf = config.op_config("ArcFace").local_service_conf
+    embedder = repo.bundle(embed_conf.model_config_ or "mobilefacenet")
+    nets = [repo.bundle(name) for name in DETECTORS[detector]]
+    det_threads = config.op_config("detect").local_service_conf.thread_num
+    limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    steps: list[tuple[StageConfig, OpFactory]] = [
+        (stage_config(config, "decode"), lambda: photo_decode_op(limits)),
+        (stage_config(config, "detect"), lambda: MtcnnOp(nets, det_threads)),
+        (stage_config(config, "align"), align_op),
+        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embedder, embed_conf.thread_num))),
+    ]
+    if repo.versions("antispoof"):
+        spoof = repo.bundle("antispoof")
+        steps.append((stage_config(config, "liveness"), lambda: LivenessOp(spoof)))
+    return Pipeline(f"photos-{detector}", steps, timeout_s=config.request_timeout_ms / 1000.0)

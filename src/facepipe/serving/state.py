@@ -19,13 +19,14 @@ class ServerState:
     max_body_bytes: int = 20 * 1024 * 1024
     json_numbers: bool = False
     ready: bool = False
+    extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.pipelines)
 
     def pipelines(self) -> list[Pipeline]:
-        seen: dict[int, Pipeline] = {}
+        seen: dict[int, Pipeline] = {id(p): p for p in self.extra}
         for svc in self.seed.values():
             seen[id(svc.pipeline)] = svc.pipeline
         for versions in self.models.values():

@@ -1,0 +1,80 @@
+"""Accuracy measured through a running server (its own detection, alignment and embedding).
+Writes bench/results/accuracy.{json,md}.
+
+    .venv/bin/python bench/accuracy.py [--url http://127.0.0.1:9998]   # default: starts a server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from facepipe.server_eval import lfw, photo_pairs  # noqa: E402
+from tests.integration.conftest import start_server, stop_server  # noqa: E402
+
+
+def measure(url: str, data: Path) -> dict:
+    t0 = time.perf_counter()
+    out = {"lfw_dev": lfw(url, data / "lfw-dev"), "photos": photo_pairs(url, data / "photos/master.csv")}
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    args = ap.parse_args()
+    if args.url:
+        res = measure(args.url, args.data)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = start_server(args.models, Path(tmp), {"op": {}})
+            try:
+                res = measure(run.url, args.data)
+            finally:
+                stop_server(run)
+    res["machine"] = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
+    res["command"] = "python bench/accuracy.py " + " ".join(sys.argv[1:])
+    out = ROOT / "bench/results"
+    (out / "accuracy.json").write_text(json.dumps(res, indent=2))
+    lf, ph = res["lfw_dev"], res["photos"]
+    lines = [
+        "# Accuracy through the running server",
+        "",
+        f"Machine: {res['machine']}. Command: `{res['command']}` ({res['seconds']:.0f} s). Every image goes "
+        "through `POST /v1/embed?max_faces=1` (MTCNN detection, 5-point ArcFace alignment, MobileFaceNet); "
+        "the largest face is used; an image without a face scores -1 (counted as a miss).",
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| lfw-dev {lf['folds']}-fold accuracy ({lf['pairs']} pairs) | {100 * lf['accuracy']:.2f} % "
+        f"± {100 * lf['accuracy_std']:.2f} | ≥ 99.2 % |",
+        f"| TAR @ FAR 1e-3 | {100 * lf['tar_at_far_0.001']:.2f} % "
+        f"(threshold {lf['threshold_at_far_0.001']:.3f}) | ≥ 97 % |",
+        f"| TAR @ FAR 1e-2 | {100 * lf['tar_at_far_0.01']:.2f} % | |",
+        f"| AUC | {lf['auc']:.5f} | |",
+        f"| accuracy-optimal threshold (all pairs) | {lf['best_threshold']:.3f} | |",
+        f"| images without a detected face | {lf['no_face']} of {lf['images']} | |",
+        f"| landmarks within 3 px of the reference | {100 * lf['landmark_within_3px']:.2f} % "
+        f"(mean {lf['landmark_mean_px']:.2f} px) | ≥ 99 % |",
+        f"| photos/master.csv pairs decided right at threshold {ph['threshold']} | "
+        f"{ph['correct']} / {ph['pairs']} | 300 / 300 |",
+    ]
+    if ph["wrong"]:
+        lines += ["", "Wrong photo pairs: " + "; ".join(ph["wrong"])]
+    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The face REST API (``/v1``): detect, embed and verify over photos or aligned crops.
+
+Images come as multipart files (any field name, in order), a raw ``image/*`` body, or JSON
+(``{"images": ["<base64>", ...]}`` or ``{"image": "<base64>"}``). Parameters come from the query
+string, JSON fields or multipart form fields. Errors answer their status with
+``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from facepipe import openapi
+from facepipe.config import FaceConfig
+from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge
+from facepipe.face.faces import DetectParams, Face, Photo
+from facepipe.serving.metrics import Metrics
+from facepipe.serving.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+MAX_IMAGES = 64
+
+
+@dataclass(slots=True)
+class FaceService:
+    photos: dict[str, Pipeline]  # detector name -> photo pipeline
+    crops: Pipeline  # aligned crop -> embedding (the seed's ArcFace pipeline)
+    defaults: FaceConfig
+    model: dict[str, str]  # embedder name and version
+    spoof_above: float | None  # None: no liveness model installed
+    max_body_bytes: int
+
+
+@dataclass(slots=True)
+class Inputs:
+    images: list[bytes]
+    params: dict[str, Any]
+    embeddings: list[Any] | None = None
+
+
+def _b64(value: Any, label: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{label}: expected a base64 string")
+    try:
+        return base64.b64decode(
+            value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True
+        )
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"{label}: not valid base64") from None
+
+
+async def read_inputs(request: Request, limit: int) -> Inputs:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
+    params: dict[str, Any] = dict(request.query_params)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=MAX_IMAGES, max_fields=64)
+        images = [await v.read() for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        params |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        return Inputs(images, params)
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return Inputs([body], params)
+    try:
+        doc = json.loads(body) if body else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("JSON body must be an object")
+    raw = doc.pop("images", None)
+    if raw is None and "image" in doc:
+        raw = [doc.pop("image")]
+    if raw is not None and not isinstance(raw, list):
+        raise InvalidInput("'images' must be a list of base64 strings")
+    images = [_b64(v, f"image[{i}]") for i, v in enumerate(raw or [])]
+    embeddings = doc.pop("embeddings", None)
+    return Inputs(images, params | doc, embeddings)
+
+
+def _number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    value = raw.get(key, default)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{key}: expected a number, got {value!r}") from None
+    if not lo <= x <= hi:
+        raise InvalidInput(f"{key}: {x} is outside [{lo}, {hi}]")
+    return x
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidInput(f"{key}: expected true or false, got {value!r}")
+
+
+def detect_params(svc: FaceService, raw: dict[str, Any]) -> tuple[str, DetectParams]:
+    d = svc.defaults
+    detector = str(raw.get("detector", d.detector))
+    if detector not in svc.photos:
+        raise InvalidInput(f"detector {detector!r} is not available; available: {sorted(svc.photos)}")
+    liveness = _flag(raw, "liveness")
+    if liveness and svc.spoof_above is None:
+        raise InvalidInput("liveness was requested but the anti-spoofing model 'antispoof' is not installed")
+    p1, p2, p3 = d.thresholds
+    params = DetectParams(
+        min_face_size=_number(raw, "min_face_size", d.min_face_size, 12, 100_000),
+        thresholds=(p1, p2, _number(raw, "det_threshold", p3, 0, 1)),
+        max_faces=int(_number(raw, "max_faces", d.max_faces, 0, 10_000)),
+        liveness=liveness,
+    )
+    return detector, params
+
+
+def face_json(face: Face, spoof_above: float | None, embedding: bool) -> dict[str, Any]:
+    x1, y1, x2, y2 = face.box
+    out: dict[str, Any] = {
+        "box": {"x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2)},
+        "score": round(face.score, 5),
+        "size": round(face.size, 2),
+        "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
+    }
+    if face.liveness is not None and spoof_above is not None:
+        out["liveness"] = {"score": round(face.liveness, 5), "real": face.liveness <= spoof_above}
+    if embedding and face.embedding is not None:
+        out["embedding"] = face.embedding.tolist()
+    return out
+
+
+async def run_photos(svc: FaceService, inputs: Inputs) -> list[Photo]:
+    if not inputs.images:
+        raise InvalidInput("no image in the request (multipart file, raw image body, or JSON 'images')")
+    if len(inputs.images) > MAX_IMAGES:
+        raise InvalidInput(f"{len(inputs.images)} images in one request; the limit is {MAX_IMAGES}")
+    detector, params = detect_params(svc, inputs.params)
+    pipeline = svc.photos[detector]
+    jobs = [pipeline.submit((img, params, f"image[{i}]")) for i, img in enumerate(inputs.images)]
+    return [r.value for r in await asyncio.gather(*jobs)]
+
+
+def photo_json(svc: FaceService, i: int, photo: Photo, embedding: bool) -> dict[str, Any]:
+    h, w = photo.image.shape[:2]
+    faces = [face_json(f, svc.spoof_above, embedding) for f in photo.faces]
+    return {"image": i, "width": w, "height": h, "faces": faces}
+
+
+def _vector(value: Any, label: str) -> np.ndarray:
+    try:
+        v = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{label}: expected a list of numbers") from None
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise InvalidInput(f"{label}: expected a non-empty flat list of finite numbers")
+    n = float(np.linalg.norm(v))
+    if n == 0:
+        raise InvalidInput(f"{label}: zero vector")
+    return v / n
+
+
+async def verify(svc: FaceService, inputs: Inputs) -> dict[str, Any]:
+    threshold = _number(inputs.params, "threshold", svc.defaults.verify_threshold, -1, 1)
+    faces: list[dict[str, Any]] = []
+    if inputs.embeddings is not None:
+        if not isinstance(inputs.embeddings, list) or len(inputs.embeddings) != 2:
+            raise InvalidInput("'embeddings' must hold exactly two embeddings")
+        a, b = (_vector(e, f"embeddings[{i}]") for i, e in enumerate(inputs.embeddings))
+        if a.shape != b.shape:
+            raise InvalidInput(f"embeddings have different lengths: {a.size} and {b.size}")
+    else:
+        if len(inputs.images) != 2:
+            raise InvalidInput(
+                f"verify needs exactly two images (or two 'embeddings'), got {len(inputs.images)}"
+            )
+        photos = await run_photos(svc, inputs)
+        for i, p in enumerate(photos):
+            if not p.faces:
+                raise InvalidInput(f"image[{i}]: no face found")
+        a, b = (np.asarray(p.faces[0].embedding) for p in photos)
+        faces = [face_json(p.faces[0], svc.spoof_above, False) for p in photos]
+    similarity = float(np.dot(a, b))
+    out = {"similarity": round(similarity, 6), "threshold": threshold, "match": similarity >= threshold}
+    return out | {"model": svc.model, "faces": faces}
+
+
+def error_response(err: FacepipeError) -> JSONResponse:
+    return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status)
+
+
+def v1_routes(svc: FaceService, metrics: Metrics) -> list[Route]:
+    def endpoint(name: str, handler: Callable[[Inputs], Awaitable[dict[str, Any]]]) -> Route:
+        async def route(request: Request) -> Response:
+            t0, status = time.perf_counter(), "ok"
+            try:
+                inputs = await read_inputs(request, svc.max_body_bytes)
+                return JSONResponse(await handler(inputs))
+            except Exception as exc:
+                err = exc if isinstance(exc, FacepipeError) else FacepipeError(f"internal error: {exc!r}")
+                if not isinstance(exc, FacepipeError):
+                    log.exception("internal error on /v1/%s", name, exc_info=exc)
+                status = err.code
+                return error_response(err)
+            finally:
+                metrics.observe(f"v1:{name}", status, time.perf_counter() - t0)
+
+        return Route(f"/v1/{name}", route, methods=["POST"])
+
+    async def detect(inputs: Inputs) -> dict[str, Any]:
+        photos = await run_photos(svc, inputs)
+        return {"results": [photo_json(svc, i, p, False) for i, p in enumerate(photos)]}
+
+    async def embed(inputs: Inputs) -> dict[str, Any]:
+        if _flag(inputs.params, "aligned"):
+            if not inputs.images:
+                raise InvalidInput("no image in the request")
+            jobs = [svc.crops.submit(img) for img in inputs.images]
+            embs = [r.value.tolist() for r in await asyncio.gather(*jobs)]
+            return {"model": svc.model, "results": [{"image": i, "embedding": e} for i, e in enumerate(embs)]}
+        photos = await run_photos(svc, inputs)
+        return {"model": svc.model, "results": [photo_json(svc, i, p, True) for i, p in enumerate(photos)]}
+
+    async def verify_(inputs: Inputs) -> dict[str, Any]:
+        return await verify(svc, inputs)
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(openapi.document())
+
+    return [
+        endpoint("detect", detect),
+        endpoint("embed", embed),
+        endpoint("verify", verify_),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]

@@ -1,0 +1,49 @@
+"""Liveness: the anti-spoofing net's score for each face of the photos that asked for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facepipe.face.faces import Face, Photo
+from facepipe.serving.bundle import Bundle
+from facepipe.serving.runtime.onnx import OnnxSession
+
+
+def face_patch(image: np.ndarray, face: Face, size: int) -> np.ndarray:
+    """The face's box (clipped to the image), resized to the net's input."""
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(face.box[0])), max(0, int(face.box[1]))
+    x2, y2 = min(w, int(np.ceil(face.box[2]))), min(h, int(np.ceil(face.box[3])))
+    patch = image[y1:y2, x1:x2] if x2 > x1 and y2 > y1 else np.zeros((size, size, 3), np.uint8)
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+class LivenessOp:
+    """Photos in, the same photos out with ``face.liveness`` set where ``params.liveness`` asked."""
+
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        self.bundle, self.threads = bundle, threads
+        self.session: OnnxSession | None = None
+        self.spoof_above = float(bundle.manifest.extra.get("spoof_above", 0.2))
+
+    def setup(self) -> None:
+        self.session = OnnxSession(self.bundle, self.threads)
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        if self.session is None:
+            raise RuntimeError("LivenessOp.setup() was not called")
+        wanted = [(p, f) for p in batch if isinstance(p, Photo) and p.params.liveness for f in p.faces]
+        if not wanted:
+            return batch
+        pre = self.bundle.manifest.preprocess
+        size = pre.size[1]
+        raw = np.stack([face_patch(p.image, f, size) for p, f in wanted]).astype(np.float32)
+        x = (raw - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+        clss, leaf = self.session.run({self.session.input_names[0]: x})
+        scores = np.sum(np.abs(clss) * leaf, axis=1)
+        for (_, face), score in zip(wanted, scores, strict=True):
+            face.liveness = float(score)
+        return batch

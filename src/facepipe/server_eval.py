@@ -1,0 +1,124 @@
+"""Accuracy of a running server, measured through its own API (detection, alignment, embedding).
+
+``lfw(url, dir)``: k-fold verification accuracy, TAR at FAR, AUC and landmark error against the
+reference landmarks; ``photo_pairs(url, csv)``: labelled photo pairs decided at the server's threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from facepipe.evaluation import auc, best_threshold, kfold_accuracy, read_lfw_pairs, tar_at_far
+
+POINTS = ("leye", "reye", "nose", "lmouth", "rmouth")
+
+
+@dataclass(slots=True)
+class Embedded:
+    embedding: np.ndarray | None  # None: no face found
+    landmarks: np.ndarray | None
+
+
+async def embed_files(
+    url: str, files: list[Path], concurrency: int = 8, timeout: float = 120
+) -> list[Embedded]:
+    """The largest face of each image through ``POST /v1/embed`` (raw body), ``concurrency`` at a time."""
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+
+        async def one(path: Path) -> Embedded:
+            async with sem:
+                r = await client.post(
+                    "/v1/embed",
+                    params={"max_faces": 1},
+                    content=path.read_bytes(),
+                    headers={"content-type": "image/jpeg"},
+                )
+            r.raise_for_status()
+            faces = r.json()["results"][0]["faces"]
+            if not faces:
+                return Embedded(None, None)
+            return Embedded(np.asarray(faces[0]["embedding"], np.float32), np.asarray(faces[0]["landmarks"]))
+
+        return list(await asyncio.gather(*(one(f) for f in files)))
+
+
+def server_threshold(url: str) -> float:
+    r = httpx.post(url + "/v1/verify", json={"embeddings": [[1.0, 0.0], [1.0, 0.0]]}, timeout=30)
+    r.raise_for_status()
+    return float(r.json()["threshold"])
+
+
+def reference_landmarks(path: Path) -> dict[str, np.ndarray]:
+    with path.open() as fh:
+        rows = csv.DictReader(fh, delimiter="\t")
+        return {r["file"]: np.array([[float(r[f"{p}_x"]), float(r[f"{p}_y"])] for p in POINTS]) for r in rows}
+
+
+def lfw(url: str, lfw_dir: Path, concurrency: int = 8) -> dict[str, Any]:
+    pairs = read_lfw_pairs(lfw_dir / "pairs.txt")
+    files = sorted({p.left for p in pairs} | {p.right for p in pairs})
+    embedded = asyncio.run(embed_files(url, [lfw_dir / "images" / f for f in files], concurrency))
+    got = dict(zip(files, embedded, strict=True))
+
+    def score(a: str, b: str) -> float:
+        ea, eb = got[a].embedding, got[b].embedding
+        return -1.0 if ea is None or eb is None else float(ea @ eb)  # no face: scored as a miss
+
+    scores = np.array([score(p.left, p.right) for p in pairs])
+    labels = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    k = kfold_accuracy(scores, labels, folds)
+    out: dict[str, Any] = {
+        "pairs": len(pairs),
+        "images": len(files),
+        "no_face": sum(1 for e in got.values() if e.embedding is None),
+        "folds": len(set(folds.tolist())),
+        "accuracy": k.mean,
+        "accuracy_std": k.std,
+        "best_threshold": best_threshold(scores, labels),
+        "auc": auc(scores, labels),
+    }
+    for far in (1e-2, 1e-3):
+        out[f"tar_at_far_{far:g}"], out[f"threshold_at_far_{far:g}"] = tar_at_far(scores, labels, far)
+    ref_path = lfw_dir / "landmarks_mtcnn.tsv"
+    if ref_path.exists():
+        ref = reference_landmarks(ref_path)
+        errs = [
+            float(np.linalg.norm(e.landmarks - ref[f], axis=1).mean()) if e.landmarks is not None else np.inf
+            for f, e in got.items()
+            if f in ref
+        ]
+        arr = np.array(errs)
+        out["landmark_mean_px"] = float(np.mean(arr[np.isfinite(arr)]))
+        out["landmark_within_3px"] = float(np.mean(arr <= 3.0))
+    return out
+
+
+def photo_pairs(url: str, csv_path: Path, concurrency: int = 8) -> dict[str, Any]:
+    """Pairs ``file_x,file_y,Decision`` (Yes/No) decided at the server's default threshold."""
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    files = sorted({r["file_x"] for r in rows} | {r["file_y"] for r in rows})
+    got = dict(
+        zip(
+            files,
+            asyncio.run(embed_files(url, [csv_path.parent / f for f in files], concurrency)),
+            strict=True,
+        )
+    )
+    threshold = server_threshold(url)
+    wrong = []
+    for r in rows:
+        a, b = got[r["file_x"]].embedding, got[r["file_y"]].embedding
+        same = a is not None and b is not None and float(a @ b) >= threshold
+        if same != (r["Decision"].strip().lower() == "yes"):
+            wrong.append(f"{r['file_x']},{r['file_y']}")
+    return {"pairs": len(rows), "correct": len(rows) - len(wrong), "threshold": threshold, "wrong": wrong}

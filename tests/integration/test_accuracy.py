@@ -1,0 +1,30 @@
+"""Accuracy through the running server: its own detection, alignment and embedding on real faces.
+
+Guards the levels measured in bench/results/accuracy.md (lfw-dev 98.8 %, TAR 97.5 % @ FAR 1e-3,
+all 300 labelled photo pairs right). The issue's 99.2 % and 99 %-within-3-px targets are not met yet:
+the detector's landmarks differ from the reference run's by 1.6 px on average.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facepipe.server_eval import lfw, photo_pairs
+from tests.integration.conftest import Running
+
+pytestmark = pytest.mark.slow
+
+
+def test_lfw_dev_through_the_server(server: Running, lfw_dir: Path) -> None:
+    res = lfw(server.url, lfw_dir, concurrency=8)
+    assert res["no_face"] == 0
+    assert res["accuracy"] >= 0.985
+    assert res["tar_at_far_0.001"] >= 0.97
+    assert res["landmark_within_3px"] >= 0.93
+
+
+def test_labelled_photo_pairs_at_the_default_threshold(server: Running, photos_dir: Path) -> None:
+    res = photo_pairs(server.url, photos_dir / "master.csv")
+    assert res["correct"] == res["pairs"] == 300, res["wrong"]
