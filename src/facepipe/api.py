@@ -9,10 +9,7 @@ string, JSON fields or multipart form fields. Errors answer their status with
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,12 +23,13 @@ from starlette.routing import Route
 
 from facepipe import openapi
 from facepipe.config import FaceConfig
-from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge
+from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge, as_facepipe_error
+from facepipe.face.decode import b64decode
 from facepipe.face.faces import DetectParams, Face, Photo
+from facepipe.serving.http import read_body
 from facepipe.serving.metrics import Metrics
 from facepipe.serving.pipeline import Pipeline
 
-log = logging.getLogger(__name__)
 MAX_IMAGES = 64
 
 
@@ -53,30 +51,26 @@ class Inputs:
 
 
 def _b64(value: Any, label: str) -> bytes:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{label}: expected a base64 string")
-    try:
-        return base64.b64decode(
-            value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True
+    decoded = b64decode(value) if isinstance(value, str) else None
+    if decoded is None:
+        raise InvalidInput(
+            f"{label}: not valid base64" if isinstance(value, str) else f"{label}: expected a base64 string"
         )
-    except (binascii.Error, ValueError):
-        raise InvalidInput(f"{label}: not valid base64") from None
+    return decoded
 
 
 async def read_inputs(request: Request, limit: int) -> Inputs:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
     params: dict[str, Any] = dict(request.query_params)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
         form = await request.form(max_files=MAX_IMAGES, max_fields=64)
         images = [await v.read() for _, v in form.multi_items() if isinstance(v, UploadFile)]
         params |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
         return Inputs(images, params)
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    body = await read_body(request, limit)
     if kind.startswith("image/") or kind == "application/octet-stream":
         return Inputs([body], params)
     try:
@@ -217,9 +211,7 @@ def v1_routes(svc: FaceService, metrics: Metrics) -> list[Route]:
                 inputs = await read_inputs(request, svc.max_body_bytes)
                 return JSONResponse(await handler(inputs))
             except Exception as exc:
-                err = exc if isinstance(exc, FacepipeError) else FacepipeError(f"internal error: {exc!r}")
-                if not isinstance(exc, FacepipeError):
-                    log.exception("internal error on /v1/%s", name, exc_info=exc)
+                err = as_facepipe_error(exc)
                 status = err.code
                 return error_response(err)
             finally:

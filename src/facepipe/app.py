@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ from facepipe.api import FaceService, v1_routes
 from facepipe.config import Config, OpConfig, stage_config
 from facepipe.errors import InvalidInput
 from facepipe.face import pipelines
-from facepipe.face.decode import sniff
+from facepipe.face.decode import b64decode, sniff
 from facepipe.serving.bundle import TensorSpec
 from facepipe.serving.grpc import GrpcEdge
 from facepipe.serving.http import build_app
@@ -37,10 +35,10 @@ def image_bytes(value: str | bytes, label: str = "image") -> bytes:
     raw = value.encode("latin-1") if isinstance(value, str) else value
     if sniff(raw):
         return raw
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(f"{label}: neither image bytes nor valid base64") from None
+    decoded = b64decode(raw)
+    if decoded is None:
+        raise InvalidInput(f"{label}: neither image bytes nor valid base64")
+    return decoded
 
 
 def seed_feed(feed: dict[str, str]) -> bytes:
@@ -97,12 +95,9 @@ def _bundle_models(config: Config, repo: Repository) -> dict[str, dict[str, Infe
     return models
 
 
-def build_state(config: Config, models_dir: Path) -> ServerState:
-    repo = Repository(models_dir)
+def build_state(config: Config, repo: Repository) -> ServerState:
     arcface = pipelines.arcface(config, repo)
-    embedder = repo.bundle(
-        config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
-    ).manifest
+    embedder = pipelines.embedder(config, repo).manifest
     models = _bundle_models(config, repo)
     models["ArcFace"] = {"1": ImageModel(arcface, embedder.embedding_dim or embedder.outputs[0].shape[-1])}
     seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
@@ -120,8 +115,8 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
         log.warning("no detector models installed: /v1 is not served")
         return None
     crops = state.seed["ArcFace"].pipeline
-    embedder = repo.bundle(config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet")
-    model = {"name": embedder.manifest.name, "version": str(embedder.manifest.version)}
+    embedder = pipelines.embedder(config, repo).manifest
+    model = {"name": embedder.name, "version": str(embedder.version)}
     spoof = (
         repo.bundle("antispoof").manifest.extra.get("spoof_above", 0.2)
         if repo.versions("antispoof")
@@ -132,8 +127,9 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
 
 
 def build_server(config: Config, models_dir: Path, on_started: Any = None) -> Server:
-    state = build_state(config, models_dir)
-    faces = face_service(config, Repository(models_dir), state)
+    repo = Repository(models_dir)
+    state = build_state(config, repo)
+    faces = face_service(config, repo, state)
     routes = v1_routes(faces, state.metrics) if faces is not None else []
     app = build_app(state, routes, server_version=__version__)
     edges = [GrpcEdge(state, config.host, config.rpc_port, __version__)]

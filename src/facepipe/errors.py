@@ -6,6 +6,10 @@ each protocol edge translates it once, in one place, without a table of its own.
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 class FacepipeError(Exception):
     """Base of every error facepipe raises on purpose."""
@@ -108,3 +112,12 @@ class IntegrityError(ModelError):
     """A downloaded file does not match its pinned sha256."""
 
     code = "integrity_error"
+
+
+def as_facepipe_error(exc: Exception) -> FacepipeError:
+    """What an edge answers for ``exc``: our own errors as they are; anything else is a bug, logged
+    with its traceback and reported to the client only by its type."""
+    if isinstance(exc, FacepipeError):
+        return exc
+    log.error("internal error", exc_info=exc)
+    return FacepipeError(f"internal error: {type(exc).__name__}")

@@ -3,6 +3,8 @@ read from the header and checked before any pixel is decoded (decompression bomb
 
 from __future__ import annotations
 
+import base64
+import binascii
 import struct
 from dataclasses import dataclass
 
@@ -16,6 +18,17 @@ from facepipe.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 class DecodeLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
+
+
+def b64decode(text: str | bytes) -> bytes | None:
+    """Bytes from base64 text (a ``data:...;base64,`` prefix is allowed); None if it is not base64."""
+    raw = text.encode("latin-1") if isinstance(text, str) else text
+    if raw.startswith(b"data:"):
+        raw = raw.split(b",", 1)[-1]
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def sniff(data: bytes) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from facepipe.config import Config, stage_config
@@ -13,7 +11,8 @@ from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
 from facepipe.face.liveness import LivenessOp
-from facepipe.serving.op import FunctionOp, OpFactory
+from facepipe.serving.bundle import Bundle
+from facepipe.serving.op import FunctionOp, OpFactory, per_item
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
 from facepipe.serving.stage import StageConfig
@@ -23,32 +22,17 @@ DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")}
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
     """Image bytes -> RGB arrays; a bad image fails only its own request."""
-
-    def decode(batch: list[bytes]) -> list[Any]:
-        out: list[Any] = []
-        for data in batch:
-            try:
-                out.append(decode_image(data, limits))
-            except Exception as exc:
-                out.append(exc)
-        return out
-
-    return FunctionOp(decode)
+    return per_item(lambda data: decode_image(data, limits))
 
 
 def photo_decode_op(limits: DecodeLimits) -> FunctionOp:
-    """``(bytes, DetectParams, label)`` -> Photo."""
+    """``(bytes, DetectParams, label)`` -> Photo; a bad image fails only its own request."""
 
-    def decode(batch: list[tuple[bytes, DetectParams, str]]) -> list[Any]:
-        out: list[Any] = []
-        for data, params, label in batch:
-            try:
-                out.append(Photo(decode_image(data, limits, label), params, label=label))
-            except Exception as exc:
-                out.append(exc)
-        return out
+    def decode(job: tuple[bytes, DetectParams, str]) -> Photo:
+        data, params, label = job
+        return Photo(decode_image(data, limits, label), params, label=label)
 
-    return FunctionOp(decode)
+    return per_item(decode)
 
 
 def align_op() -> FunctionOp:
@@ -78,10 +62,15 @@ class FaceEmbedOp:
         return batch
 
 
+def embedder(config: Config, repo: Repository) -> Bundle:
+    """The embedding model: the ``ArcFace`` op's ``model_config`` (default ``mobilefacenet``)."""
+    return repo.bundle(config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet")
+
+
 def arcface(config: Config, repo: Repository) -> Pipeline:
     """The seed's ``ArcFace`` service: an aligned face crop -> resize to 112x112 -> embedding."""
     op = config.op_config("ArcFace").local_service_conf
-    bundle = repo.bundle(op.model_config_ or "mobilefacenet")
+    bundle = embedder(config, repo)
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     return Pipeline(
         "ArcFace",
@@ -95,8 +84,8 @@ def arcface(config: Config, repo: Repository) -> Pipeline:
 
 def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
     """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
-    embed_conf = config.op_config("ArcFace").local_service_conf
-    embedder = repo.bundle(embed_conf.model_config_ or "mobilefacenet")
+    threads = config.op_config("ArcFace").local_service_conf.thread_num
+    embed_bundle = embedder(config, repo)
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
     det_threads = config.op_config("detect").local_service_conf.thread_num
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
@@ -104,7 +93,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
         (stage_config(config, "decode"), lambda: photo_decode_op(limits)),
         (stage_config(config, "detect"), lambda: MtcnnOp(nets, det_threads)),
         (stage_config(config, "align"), align_op),
-        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embedder, embed_conf.thread_num))),
+        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embed_bundle, threads))),
     ]
     if repo.versions("antispoof"):
         spoof = repo.bundle("antispoof")

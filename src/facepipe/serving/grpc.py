@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from facepipe.errors import FacepipeError, Overloaded
+from facepipe.errors import FacepipeError, Overloaded, as_facepipe_error
 from facepipe.protos import grpc_predict_v2_pb2 as pb
 from facepipe.protos import grpc_predict_v2_pb2_grpc as pb_grpc
 from facepipe.protos import pipeline_service_pb2 as seed_pb
@@ -39,13 +39,6 @@ CONTENTS = {
 }
 
 
-def _error(exc: Exception) -> FacepipeError:
-    if isinstance(exc, FacepipeError):
-        return exc
-    log.exception("internal error", exc_info=exc)
-    return FacepipeError(f"internal error: {type(exc).__name__}")
-
-
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: FacepipeError) -> None:
     await context.abort(grpc.StatusCode[err.grpc_status], err.message)
 
@@ -64,7 +57,7 @@ class SeedServicer(seed_grpc.PipelineServiceServicer):
             values = [v if isinstance(v, str) else str(v) for v in reply.values]
             return seed_pb.Response(err_no=0, err_msg="", key=reply.keys, value=values)
         except Exception as exc:
-            err = _error(exc)
+            err = as_facepipe_error(exc)
             status = err.code
             if isinstance(err, Overloaded):
                 await _abort(context, err)
@@ -135,7 +128,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 response.raw_output_contents.append(blob)
             return response
         except Exception as exc:
-            err = _error(exc)
+            err = as_facepipe_error(exc)
             status = err.code
             await _abort(context, err)
         finally:

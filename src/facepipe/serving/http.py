@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from facepipe.errors import FacepipeError, InvalidInput, Overloaded, PayloadTooLarge
+from facepipe.errors import FacepipeError, InvalidInput, Overloaded, PayloadTooLarge, as_facepipe_error
 from facepipe.serving import kserve, seed
 from facepipe.serving.service import metadata
 from facepipe.serving.state import ServerState
@@ -34,13 +34,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _internal(exc: Exception) -> FacepipeError:
-    if isinstance(exc, FacepipeError):
-        return exc
-    log.exception("internal error", exc_info=exc)
-    return FacepipeError(f"internal error: {type(exc).__name__}")
 
 
 def _seed_error(err: FacepipeError, logid: Any) -> JSONResponse:
@@ -66,7 +59,7 @@ def seed_routes(state: ServerState) -> list[Route]:
             out = {"err_no": 0, "err_msg": "", "key": reply.keys, "value": reply.values, "tensors": []}
             return JSONResponse(out | {"logid": logid})
         except Exception as exc:
-            err = _internal(exc)
+            err = as_facepipe_error(exc)
             status = err.code
             return _seed_error(err, logid)
         finally:
@@ -120,7 +113,7 @@ def kserve_routes(state: ServerState, server_version: str) -> list[Route]:
             media = "application/octet-stream" if head_len is not None else "application/json"
             return Response(payload, headers=headers, media_type=media)
         except Exception as exc:
-            err = _internal(exc)
+            err = as_facepipe_error(exc)
             status = err.code
             return _kserve_error(err)
         finally:

@@ -31,3 +31,18 @@ class FunctionOp:
 
     def __call__(self, batch: list[Any]) -> list[Any]:
         return self.fn(batch)
+
+
+def per_item(fn: Callable[[Any], Any]) -> FunctionOp:
+    """An Op applying ``fn`` to each item on its own: an item whose ``fn`` raises fails alone."""
+
+    def run(batch: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for x in batch:
+            try:
+                out.append(fn(x))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    return FunctionOp(run)

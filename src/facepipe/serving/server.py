@@ -11,9 +11,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,7 +24,7 @@ from facepipe.serving.tracer import Tracer
 log = logging.getLogger(__name__)
 
 
-class Edge:
+class Edge(Protocol):
     """A second protocol edge (gRPC) started and stopped with the server."""
 
     async def start(self) -> None: ...
@@ -50,11 +50,11 @@ class Server:
         app: Starlette,
         options: ServerOptions,
         tracer: Tracer | None = None,
-        edges: list[Any] | None = None,
+        edges: Sequence[Edge] = (),
         on_started: Callable[[], None] | None = None,
     ) -> None:
         self.state, self.app, self.options = state, app, options
-        self.tracer, self.edges, self.on_started = tracer, edges or [], on_started
+        self.tracer, self.edges, self.on_started = tracer, edges, on_started
         self._uvicorn: uvicorn.Server | None = None
 
     def request_stop(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,26 +90,34 @@ PERCENTILES = (50, 60, 70, 80, 90, 95, 99)
 
 
 class RequestStats:
-    def __init__(self) -> None:
+    """Request latencies and failures since the last snapshot. Bounded: with no tracer reading them,
+    only the most recent ``window`` latencies and 100 failed ids are kept (counts stay exact)."""
+
+    def __init__(self, window: int = 65536) -> None:
         self._lock = threading.Lock()
+        self._window = window
         self._since = time.monotonic()
-        self._latencies: list[float] = []
-        self._errors: list[int] = []
+        self._count = 0
+        self._failed = 0
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._errors: deque[int] = deque(maxlen=100)
 
     def record(self, latency_ms: float, request_id: int, ok: bool) -> None:
         with self._lock:
+            self._count += 1
             self._latencies.append(latency_ms)
             if not ok:
+                self._failed += 1
                 self._errors.append(request_id)
 
     def snapshot(self) -> RequestSnapshot:
         with self._lock:
             now = time.monotonic()
-            lat, errors = self._latencies, self._errors
+            n, failed, lat, errors = self._count, self._failed, list(self._latencies), list(self._errors)
             span = max(now - self._since, 1e-9)
-            self._since, self._latencies, self._errors = now, [], []
-        n = len(lat)
-        dist = {"ave": float(np.mean(lat)) if n else 0.0}
+            self._since, self._count, self._failed = now, 0, 0
+            self._latencies, self._errors = deque(maxlen=self._window), deque(maxlen=100)
+        dist = {"ave": float(np.mean(lat)) if lat else 0.0}
         for p in PERCENTILES:
-            dist[f".{p}"] = float(np.percentile(lat, p)) if n else 0.0
-        return RequestSnapshot(n, n / span, (n - len(errors)) / n if n else 1.0, errors[:100], dist)
+            dist[f".{p}"] = float(np.percentile(lat, p)) if lat else 0.0
+        return RequestSnapshot(n, n / span, (n - failed) / n if n else 1.0, errors, dist)
