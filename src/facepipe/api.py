@@ -39,6 +39,7 @@ class FaceService:
     crops: Pipeline  # aligned crop -> embedding (the seed's ArcFace pipeline)
     defaults: FaceConfig
     model: dict[str, str]  # embedder name and version
+    dim: int  # embedding size
     spoof_above: float | None  # None: no liveness model installed
     max_body_bytes: int
 
@@ -89,7 +90,7 @@ async def read_inputs(request: Request, limit: int) -> Inputs:
     return Inputs(images, params | doc, embeddings)
 
 
-def _number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+def number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
     value = raw.get(key, default)
     try:
         x = float(value)
@@ -100,7 +101,7 @@ def _number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float)
     return x
 
 
-def _flag(raw: dict[str, Any], key: str) -> bool:
+def flag(raw: dict[str, Any], key: str) -> bool:
     value = raw.get(key, False)
     if isinstance(value, bool):
         return value
@@ -116,14 +117,14 @@ def detect_params(svc: FaceService, raw: dict[str, Any]) -> tuple[str, DetectPar
     detector = str(raw.get("detector", d.detector))
     if detector not in svc.photos:
         raise InvalidInput(f"detector {detector!r} is not available; available: {sorted(svc.photos)}")
-    liveness = _flag(raw, "liveness")
+    liveness = flag(raw, "liveness")
     if liveness and svc.spoof_above is None:
         raise InvalidInput("liveness was requested but the anti-spoofing model 'antispoof' is not installed")
     p1, p2, p3 = d.thresholds
     params = DetectParams(
-        min_face_size=_number(raw, "min_face_size", d.min_face_size, 12, 100_000),
-        thresholds=(p1, p2, _number(raw, "det_threshold", p3, 0, 1)),
-        max_faces=int(_number(raw, "max_faces", d.max_faces, 0, 10_000)),
+        min_face_size=number(raw, "min_face_size", d.min_face_size, 12, 100_000),
+        thresholds=(p1, p2, number(raw, "det_threshold", p3, 0, 1)),
+        max_faces=int(number(raw, "max_faces", d.max_faces, 0, 10_000)),
         liveness=liveness,
     )
     return detector, params
@@ -161,7 +162,7 @@ def photo_json(svc: FaceService, i: int, photo: Photo, embedding: bool) -> dict[
     return {"image": i, "width": w, "height": h, "faces": faces}
 
 
-def _vector(value: Any, label: str) -> np.ndarray:
+def vector(value: Any, label: str) -> np.ndarray:
     try:
         v = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
@@ -175,12 +176,12 @@ def _vector(value: Any, label: str) -> np.ndarray:
 
 
 async def verify(svc: FaceService, inputs: Inputs) -> dict[str, Any]:
-    threshold = _number(inputs.params, "threshold", svc.defaults.verify_threshold, -1, 1)
+    threshold = number(inputs.params, "threshold", svc.defaults.verify_threshold, -1, 1)
     faces: list[dict[str, Any]] = []
     if inputs.embeddings is not None:
         if not isinstance(inputs.embeddings, list) or len(inputs.embeddings) != 2:
             raise InvalidInput("'embeddings' must hold exactly two embeddings")
-        a, b = (_vector(e, f"embeddings[{i}]") for i, e in enumerate(inputs.embeddings))
+        a, b = (vector(e, f"embeddings[{i}]") for i, e in enumerate(inputs.embeddings))
         if a.shape != b.shape:
             raise InvalidInput(f"embeddings have different lengths: {a.size} and {b.size}")
     else:
@@ -199,49 +200,62 @@ async def verify(svc: FaceService, inputs: Inputs) -> dict[str, Any]:
     return out | {"model": svc.model, "faces": faces}
 
 
+async def embed_crops(svc: FaceService, images: list[bytes]) -> list[np.ndarray]:
+    """Aligned 112x112 crops (any size is resized, as the seed does) -> embeddings."""
+    if not images:
+        raise InvalidInput("no image in the request")
+    if len(images) > MAX_IMAGES:
+        raise InvalidInput(f"{len(images)} images in one request; the limit is {MAX_IMAGES}")
+    return [r.value for r in await asyncio.gather(*(svc.crops.submit(img) for img in images))]
+
+
 def error_response(err: FacepipeError) -> JSONResponse:
     return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status)
 
 
+Handler = Callable[[Request], Awaitable[Response | dict[str, Any]]]
+
+
+def json_route(path: str, name: str, handler: Handler, metrics: Metrics, method: str = "POST") -> Route:
+    """A /v1 route: the handler's dict as JSON (or its own Response); errors as ``{"error": ...}``."""
+
+    async def route(request: Request) -> Response:
+        t0, status = time.perf_counter(), "ok"
+        try:
+            out = await handler(request)
+            return out if isinstance(out, Response) else JSONResponse(out)
+        except Exception as exc:
+            err = as_facepipe_error(exc)
+            status = err.code
+            return error_response(err)
+        finally:
+            metrics.observe(f"v1:{name}", status, time.perf_counter() - t0)
+
+    return Route(path, route, methods=[method])
+
+
 def v1_routes(svc: FaceService, metrics: Metrics) -> list[Route]:
-    def endpoint(name: str, handler: Callable[[Inputs], Awaitable[dict[str, Any]]]) -> Route:
-        async def route(request: Request) -> Response:
-            t0, status = time.perf_counter(), "ok"
-            try:
-                inputs = await read_inputs(request, svc.max_body_bytes)
-                return JSONResponse(await handler(inputs))
-            except Exception as exc:
-                err = as_facepipe_error(exc)
-                status = err.code
-                return error_response(err)
-            finally:
-                metrics.observe(f"v1:{name}", status, time.perf_counter() - t0)
-
-        return Route(f"/v1/{name}", route, methods=["POST"])
-
-    async def detect(inputs: Inputs) -> dict[str, Any]:
-        photos = await run_photos(svc, inputs)
+    async def detect(request: Request) -> dict[str, Any]:
+        photos = await run_photos(svc, await read_inputs(request, svc.max_body_bytes))
         return {"results": [photo_json(svc, i, p, False) for i, p in enumerate(photos)]}
 
-    async def embed(inputs: Inputs) -> dict[str, Any]:
-        if _flag(inputs.params, "aligned"):
-            if not inputs.images:
-                raise InvalidInput("no image in the request")
-            jobs = [svc.crops.submit(img) for img in inputs.images]
-            embs = [r.value.tolist() for r in await asyncio.gather(*jobs)]
+    async def embed(request: Request) -> dict[str, Any]:
+        inputs = await read_inputs(request, svc.max_body_bytes)
+        if flag(inputs.params, "aligned"):
+            embs = [e.tolist() for e in await embed_crops(svc, inputs.images)]
             return {"model": svc.model, "results": [{"image": i, "embedding": e} for i, e in enumerate(embs)]}
         photos = await run_photos(svc, inputs)
         return {"model": svc.model, "results": [photo_json(svc, i, p, True) for i, p in enumerate(photos)]}
 
-    async def verify_(inputs: Inputs) -> dict[str, Any]:
-        return await verify(svc, inputs)
+    async def verify_(request: Request) -> dict[str, Any]:
+        return await verify(svc, await read_inputs(request, svc.max_body_bytes))
 
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(openapi.document())
 
     return [
-        endpoint("detect", detect),
-        endpoint("embed", embed),
-        endpoint("verify", verify_),
+        json_route("/v1/detect", "detect", detect, metrics),
+        json_route("/v1/embed", "embed", embed, metrics),
+        json_route("/v1/verify", "verify", verify_, metrics),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +13,19 @@ import numpy as np
 
 from facepipe import __version__
 from facepipe.api import FaceService, v1_routes
+from facepipe.auth import ApiKeys
 from facepipe.config import Config, OpConfig, stage_config
 from facepipe.errors import InvalidInput
 from facepipe.face import pipelines
 from facepipe.face.decode import b64decode, sniff
+from facepipe.gallery.gallery import Gallery
+from facepipe.gallery_api import GalleryService, gallery_routes
 from facepipe.serving.bundle import TensorSpec
 from facepipe.serving.grpc import GrpcEdge
 from facepipe.serving.http import build_app
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
-from facepipe.serving.server import Server, ServerOptions
+from facepipe.serving.server import Component, Server, ServerOptions
 from facepipe.serving.service import InferModel, SeedService, TensorModel, check_inputs, gather_items
 from facepipe.serving.state import ServerState
 from facepipe.serving.tracer import Tracer
@@ -123,16 +127,46 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
         else None
     )
     state.extra.extend(detectors.values())
-    return FaceService(detectors, crops, config.face, model, spoof, config.max_body_bytes)
+    dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
+    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes)
 
 
-def build_server(config: Config, models_dir: Path, on_started: Any = None) -> Server:
+@dataclass(slots=True)
+class GalleryPart:
+    """The gallery as a server component: closed (writer drained, file closed) after HTTP stops."""
+
+    gallery: Gallery
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        await asyncio.to_thread(self.gallery.close)
+
+
+def open_gallery(config: Config, faces: FaceService, data_dir: Path) -> Gallery:
+    g = config.gallery
+    model = (faces.model["name"], faces.model["version"])
+    options: dict[str, Any] = {}
+    if g.index == "ivf":
+        options = {"nlist": g.ivf_nlist, "nprobe": g.ivf_nprobe, "merge_every": g.merge_every}
+    elif g.index == "hnsw":
+        options = {"hnsw_m": g.hnsw_m, "ef_search": g.hnsw_ef_search, "merge_every": g.merge_every}
+    return Gallery.open(data_dir / g.file, model, faces.dim, g.index, **options)
+
+
+def build_server(config: Config, models_dir: Path, data_dir: Path, on_started: Any = None) -> Server:
     repo = Repository(models_dir)
     state = build_state(config, repo)
     faces = face_service(config, repo, state)
     routes = v1_routes(faces, state.metrics) if faces is not None else []
+    parts: list[Component] = [GrpcEdge(state, config.host, config.rpc_port, __version__)]
+    if faces is not None and config.gallery.enabled:
+        gallery = open_gallery(config, faces, data_dir)
+        keys = ApiKeys.from_config(config.auth)
+        routes += gallery_routes(GalleryService(gallery, faces, keys, config.gallery), state.metrics)
+        parts.append(GalleryPart(gallery))
     app = build_app(state, routes, server_version=__version__)
-    edges = [GrpcEdge(state, config.host, config.rpc_port, __version__)]
     tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
     options = ServerOptions(config.host, config.http_port)
-    return Server(state, app, options, tracer, edges, on_started)
+    return Server(state, app, options, tracer, parts, on_started)

@@ -79,6 +79,30 @@ class FaceConfig(_Strict):
     verify_threshold: float = Field(0.38, ge=-1, le=1)
 
 
+class GalleryConfig(_Strict):
+    """The face gallery (``/v1/subjects``, ``/v1/identify``), stored under ``--data``."""
+
+    enabled: bool = True
+    file: str = "gallery.db"
+    index: Literal["exact", "ivf", "hnsw"] = "exact"
+    ivf_nlist: int = Field(4096, ge=1)
+    ivf_nprobe: int = Field(64, ge=1)
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_search: int = Field(128, ge=1)
+    merge_every: int = Field(4096, ge=1)
+    keep_crops: bool = True
+    identify_threshold: float = Field(0.38, ge=-1, le=1)
+    top_k: int = Field(1, ge=1, le=100)
+
+
+class AuthConfig(_Strict):
+    """API keys: ``api_keys`` may change the gallery and call admin routes, ``read_keys`` may only
+    read and identify. Also taken from FACEPIPE_API_KEYS / FACEPIPE_READ_KEYS (comma-separated)."""
+
+    api_keys: list[Annotated[str, Field(min_length=16)]] = Field(default_factory=list)
+    read_keys: list[Annotated[str, Field(min_length=16)]] = Field(default_factory=list)
+
+
 class Config(_Strict):
     http_port: int = Field(9998, ge=0, le=65535)
     rpc_port: int = Field(18091, ge=0, le=65535)
@@ -91,6 +115,8 @@ class Config(_Strict):
     dag: DagConfig = DagConfig()
     op: dict[str, OpConfig] = Field(default_factory=dict)
     face: FaceConfig = FaceConfig()
+    gallery: GalleryConfig = GalleryConfig()
+    auth: AuthConfig = AuthConfig()
 
     def op_config(self, name: str) -> OpConfig:
         if name in self.op:

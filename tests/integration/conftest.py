@@ -53,6 +53,8 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Runn
         str(tmp / "config.yml"),
         "--models",
         str(models_dir),
+        "--data",
+        str(tmp / "data"),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with (tmp / "server.log").open("wb") as log:

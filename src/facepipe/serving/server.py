@@ -24,8 +24,9 @@ from facepipe.serving.tracer import Tracer
 log = logging.getLogger(__name__)
 
 
-class Edge(Protocol):
-    """A second protocol edge (gRPC) started and stopped with the server."""
+class Component(Protocol):
+    """A part started with the server and stopped after HTTP has drained: the gRPC edge, the
+    gallery's writer."""
 
     async def start(self) -> None: ...
 
@@ -50,11 +51,11 @@ class Server:
         app: Starlette,
         options: ServerOptions,
         tracer: Tracer | None = None,
-        edges: Sequence[Edge] = (),
+        components: Sequence[Component] = (),
         on_started: Callable[[], None] | None = None,
     ) -> None:
         self.state, self.app, self.options = state, app, options
-        self.tracer, self.edges, self.on_started = tracer, edges, on_started
+        self.tracer, self.components, self.on_started = tracer, components, on_started
         self._uvicorn: uvicorn.Server | None = None
 
     def request_stop(self) -> None:
@@ -106,8 +107,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        for edge in self.edges:
-            await edge.start()
+        for part in self.components:
+            await part.start()
         if self.tracer is not None:
             self.tracer.start()
         serving = asyncio.ensure_future(server.serve())
@@ -121,5 +122,5 @@ class Server:
         try:
             await serving
         finally:
-            for edge in self.edges:
-                await edge.stop(o.grace_s)
+            for part in self.components:
+                await part.stop(o.grace_s)

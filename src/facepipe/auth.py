@@ -1,0 +1,62 @@
+"""API keys for the routes that change the gallery (and admin routes) and those that read it.
+
+Keys come from config (``auth.api_keys``, ``auth.read_keys``) and the environment (FACEPIPE_API_KEYS,
+FACEPIPE_READ_KEYS, comma-separated). They are compared in constant time, every key every time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from facepipe.config import AuthConfig
+from facepipe.errors import Forbidden, Unauthorized
+
+HEADER = "x-api-key"
+HOW = (
+    "set auth.api_keys in config.yml or FACEPIPE_API_KEYS in the environment (keys of 16+ characters), "
+    f"then send the key in the {HEADER!r} header"
+)
+
+
+def _env(name: str) -> list[str]:
+    return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+
+
+def _matches(key: bytes, keys: list[bytes]) -> bool:
+    found = False
+    for k in keys:
+        found |= hmac.compare_digest(key, k)
+    return found
+
+
+@dataclass(slots=True)
+class ApiKeys:
+    admin: list[bytes]
+    read: list[bytes]
+
+    @classmethod
+    def from_config(cls, config: AuthConfig) -> ApiKeys:
+        admin = [*config.api_keys, *_env("FACEPIPE_API_KEYS")]
+        read = [*config.read_keys, *_env("FACEPIPE_READ_KEYS")]
+        return cls([k.encode() for k in admin], [k.encode() for k in read])
+
+    def check(self, key: str | None, need: Literal["read", "write"]) -> None:
+        """Raise unless ``key`` may ``need``: write needs an admin key (and one configured); read
+        needs any key once keys are configured, and is open while none is."""
+        if need == "write" and not self.admin:
+            raise Forbidden(f"this route changes the gallery and no API key is configured: {HOW}")
+        if need == "read" and not (self.admin or self.read):
+            return
+        if not key:
+            raise Unauthorized(f"missing API key: send it in the {HEADER!r} header")
+        raw = key.encode()
+        if _matches(raw, self.admin):
+            return
+        if _matches(raw, self.read):
+            if need == "read":
+                return
+            raise Forbidden("this API key is read-only: changing the gallery needs an admin key")
+        raise Unauthorized("API key not recognised")

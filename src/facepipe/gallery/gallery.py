@@ -1,0 +1,218 @@
+"""The gallery: the durable store and the search index kept in step, behind one writer.
+
+Every change runs on one writer thread: first the store's transaction commits, then the index is
+updated, so the index never holds a face the store lost, and a searcher never waits for a writer.
+Embeddings belong to the model version that produced them; only faces of the serving model are
+indexed, and searching while faces of another version remain is refused until ``reembed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
+from facepipe.gallery.store import FaceRecord, NewFace, Store, Subject
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SUBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+
+
+@dataclass(slots=True, frozen=True)
+class Match:
+    subject_id: str
+    name: str
+    similarity: float
+    face_id: int
+
+
+class Gallery:
+    def __init__(self, store: Store, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any):
+        self.store, self.model, self.dim = store, model, dim
+        self.index: ExactIndex | FaissIndex = make_index(kind, dim, **opts)
+        self._subject_of: dict[int, str] = {}
+        self._names: dict[str, str] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
+        self._lock = threading.Lock()  # guards the maps above against the writer while searching
+        self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
+
+    @classmethod
+    def open(cls, path: Path, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any) -> Gallery:
+        gallery = cls(Store(path), model, dim, kind, **opts)
+        gallery.load()
+        return gallery
+
+    def load(self) -> None:
+        """Build the index and the maps from the store (at start)."""
+        subjects, _ = self.store.subjects(0, 1 << 62)
+        self._names = {s.id: s.name for s in subjects}
+        self.stale = {m: n for m, n in self.store.model_counts().items() if m != self.model}
+        ids, vecs, owners = [], [], []
+        for fids, sids, emb in self.store.embeddings(self.model):
+            if emb.shape[1] != self.dim:
+                raise Conflict(f"stored embeddings have {emb.shape[1]} values, the model gives {self.dim}")
+            ids.append(fids)
+            vecs.append(emb)
+            owners.extend(sids)
+        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        all_vecs = np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
+        self._subject_of = dict(zip(all_ids.tolist(), owners, strict=True))
+        if isinstance(self.index, FaissIndex):
+            self.index.build(all_ids, all_vecs)
+        elif len(all_ids):
+            self.index.add(all_ids, all_vecs)
+        log.info("gallery: %d subjects, %d faces indexed (%s)", len(self._names), len(all_ids), self.model)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self.store.close()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], after: Callable[[T], None]) -> T:
+        """Run ``fn`` in one transaction on the writer thread, then ``after`` (index update) there."""
+
+        def run() -> T:
+            out = self.store.write(fn)
+            with self._lock:
+                after(out)
+            return out
+
+        return await asyncio.wrap_future(self._writer.submit(run))
+
+    # -- subjects ---------------------------------------------------------------------------
+
+    async def create_subject(self, sid: str | None, name: str, metadata: dict[str, Any]) -> Subject:
+        sid = sid or uuid.uuid4().hex
+        if not SUBJECT_ID.match(sid):
+            raise InvalidInput(f"id: {sid!r} must be 1-128 letters, digits, '_', '.', '@' or '-'")
+
+        def insert(db: sqlite3.Connection) -> Subject:
+            try:
+                return Store.insert_subject(db, sid, name, metadata)
+            except sqlite3.IntegrityError:
+                raise Conflict(f"subject {sid!r} already exists") from None
+
+        return await self._write(insert, lambda s: self._names.__setitem__(s.id, s.name))
+
+    def subject(self, sid: str) -> Subject:
+        found = self.store.subject(sid)
+        if found is None:
+            raise NotFound(f"no subject {sid!r}")
+        return found
+
+    async def update_subject(self, sid: str, name: str | None, metadata: dict[str, Any] | None) -> Subject:
+        def update(db: sqlite3.Connection) -> Subject:
+            old = self.subject(sid)
+            new_name = old.name if name is None else name
+            new_meta = old.metadata if metadata is None else metadata
+            Store.update_subject(db, sid, new_name, new_meta)
+            return Subject(sid, new_name, new_meta, old.created, old.faces)
+
+        return await self._write(update, lambda s: self._names.__setitem__(s.id, s.name))
+
+    async def delete_subject(self, sid: str) -> int:
+        def delete(db: sqlite3.Connection) -> list[int]:
+            if not Store.has_subject(db, sid):
+                raise NotFound(f"no subject {sid!r}")
+            return Store.delete_subject(db, sid)
+
+        def forget(ids: list[int]) -> None:
+            self.index.remove(ids)
+            for i in ids:
+                self._subject_of.pop(i, None)
+            self._names.pop(sid, None)
+
+        removed: list[int] = await self._write(delete, forget)
+        return len(removed)
+
+    # -- faces ------------------------------------------------------------------------------
+
+    async def add_faces(self, sid: str, faces: list[NewFace]) -> list[tuple[FaceRecord, bool]]:
+        """Enrol ``faces`` to ``sid`` in one transaction: (record, created) each; an image already
+        enrolled to the subject with this model gives back its existing face (``created`` false)."""
+        for f in faces:
+            if f.embedding.shape != (self.dim,):
+                raise InvalidInput(f"embedding has shape {f.embedding.shape}, expected ({self.dim},)")
+
+        def insert(db: sqlite3.Connection) -> list[tuple[FaceRecord, bool]]:
+            if not Store.has_subject(db, sid):
+                raise NotFound(f"no subject {sid!r}")
+            out: list[tuple[FaceRecord, bool]] = []
+            seen: dict[str, FaceRecord] = {}
+            for f in faces:
+                old = seen.get(f.image_sha256) or self.store.face_by_image(sid, f.image_sha256, self.model)
+                rec = old or Store.insert_face(db, sid, self.model, f)
+                seen[f.image_sha256] = rec
+                out.append((rec, old is None))
+            return out
+
+        def index(rows: list[tuple[FaceRecord, bool]]) -> None:
+            new = [(r, f) for (r, created), f in zip(rows, faces, strict=True) if created]
+            if new:
+                self.index.add(np.array([r.id for r, _ in new]), np.stack([f.embedding for _, f in new]))
+                self._subject_of.update((r.id, sid) for r, _ in new)
+
+        return await self._write(insert, index)
+
+    def face(self, fid: int) -> FaceRecord:
+        found = self.store.face(fid)
+        if found is None:
+            raise NotFound(f"no face {fid}")
+        return found
+
+    async def delete_face(self, fid: int) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            if not Store.delete_face(db, fid):
+                raise NotFound(f"no face {fid}")
+
+        def forget(_: None) -> None:
+            self.index.remove([fid])
+            self._subject_of.pop(fid, None)
+
+        await self._write(delete, forget)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def check_model(self, model: tuple[str, str] | None = None) -> None:
+        if model is not None and model != self.model:
+            raise Conflict(
+                f"embeddings from model {model[0]}/{model[1]} cannot be searched: the gallery holds "
+                f"{self.model[0]}/{self.model[1]} embeddings"
+            )
+        if self.stale:
+            (name, version), n = next(iter(self.stale.items()))
+            raise Conflict(
+                f"the gallery holds {n} faces embedded with {name}/{version}, not the serving model "
+                f"{self.model[0]}/{self.model[1]}: run `facepipe gallery reembed`, then restart"
+            )
+
+    def identify(self, queries: np.ndarray, k: int) -> list[list[Match]]:
+        """For each query, the ``k`` most similar subjects (best face of each), best first."""
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
+        scores, ids = self.index.search(queries.astype(np.float32), k * 4)
+        out = []
+        with self._lock:
+            for row_s, row_i in zip(scores, ids, strict=True):
+                best: dict[str, Match] = {}
+                for s, i in zip(row_s.tolist(), row_i.tolist(), strict=True):
+                    sid = self._subject_of.get(i)
+                    if sid is not None and sid not in best:
+                        best[sid] = Match(sid, self._names.get(sid, ""), s, i)
+                out.append(list(best.values())[:k])
+        return out
+
+    def faces_count(self) -> int:
+        return len(self._subject_of)

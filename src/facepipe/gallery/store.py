@@ -1,0 +1,263 @@
+"""The gallery's durable store: subjects and their faces in one SQLite file (WAL).
+
+Writes go through ``Store.write`` on one connection (the caller serialises them: ``Gallery`` runs them
+on its single writer thread), each call one transaction, committed with ``synchronous=FULL`` before
+it returns: an acknowledged enrolment survives ``kill -9`` and power loss. Reads use a connection per
+thread and never wait on the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from facepipe.errors import ConfigError
+
+T = TypeVar("T")
+
+# Migration i takes the schema from version i to i + 1 (PRAGMA user_version holds the version).
+MIGRATIONS = [
+    """
+    CREATE TABLE subjects (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        image_sha256 TEXT NOT NULL,
+        crop BLOB,
+        quality TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX faces_subject ON faces(subject_id);
+    CREATE INDEX faces_model ON faces(model, model_version);
+    CREATE INDEX faces_image ON faces(subject_id, image_sha256);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+FACE_COLUMNS = "id, subject_id, model, model_version, image_sha256, quality, created, crop IS NOT NULL"
+
+
+@dataclass(slots=True)
+class Subject:
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    created: float
+    faces: int = 0
+
+
+@dataclass(slots=True)
+class FaceRecord:
+    id: int
+    subject_id: str
+    model: str
+    model_version: str
+    image_sha256: str
+    quality: dict[str, Any]
+    created: float
+    has_crop: bool
+
+
+@dataclass(slots=True)
+class NewFace:
+    embedding: np.ndarray  # float32, L2-normalised
+    image_sha256: str
+    crop_png: bytes | None
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+def _face(row: tuple[Any, ...]) -> FaceRecord:
+    fid, sid, model, version, sha, quality, created, has_crop = row
+    return FaceRecord(fid, sid, model, version, sha, json.loads(quality), created, bool(has_crop))
+
+
+def _subject(row: tuple[Any, ...]) -> Subject:
+    sid, name, metadata, created, faces = row
+    return Subject(sid, name, json.loads(metadata), created, faces)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        self._local = threading.local()
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _migrate(self) -> None:
+        version = int(self._writer.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"gallery {self.path} has schema version {version}, newer than this facepipe "
+                f"({SCHEMA_VERSION}): upgrade facepipe"
+            )
+        for i in range(version, SCHEMA_VERSION):
+            self._writer.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        self._writer.close()
+
+    # -- writes: one transaction per call -------------------------------------------------------
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return out
+
+    @staticmethod
+    def insert_subject(db: sqlite3.Connection, sid: str, name: str, metadata: dict[str, Any]) -> Subject:
+        now = time.time()
+        db.execute(
+            "INSERT INTO subjects (id, name, metadata, created) VALUES (?, ?, ?, ?)",
+            (sid, name, json.dumps(metadata), now),
+        )
+        return Subject(sid, name, metadata, now)
+
+    @staticmethod
+    def has_subject(db: sqlite3.Connection, sid: str) -> bool:
+        return db.execute("SELECT 1 FROM subjects WHERE id = ?", (sid,)).fetchone() is not None
+
+    @staticmethod
+    def update_subject(db: sqlite3.Connection, sid: str, name: str, metadata: dict[str, Any]) -> None:
+        db.execute(
+            "UPDATE subjects SET name = ?, metadata = ? WHERE id = ?", (name, json.dumps(metadata), sid)
+        )
+
+    @staticmethod
+    def delete_subject(db: sqlite3.Connection, sid: str) -> list[int]:
+        ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (sid,))]
+        db.execute("DELETE FROM subjects WHERE id = ?", (sid,))
+        return ids
+
+    @staticmethod
+    def insert_face(db: sqlite3.Connection, sid: str, model: tuple[str, str], face: NewFace) -> FaceRecord:
+        now = time.time()
+        blob = np.ascontiguousarray(face.embedding, np.float32).tobytes()
+        cur = db.execute(
+            "INSERT INTO faces (subject_id, model, model_version, embedding, image_sha256, crop, quality,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sid, *model, blob, face.image_sha256, face.crop_png, json.dumps(face.quality), now),
+        )
+        fid = int(cur.lastrowid or 0)
+        return FaceRecord(fid, sid, *model, face.image_sha256, face.quality, now, face.crop_png is not None)
+
+    @staticmethod
+    def delete_face(db: sqlite3.Connection, fid: int) -> bool:
+        return db.execute("DELETE FROM faces WHERE id = ?", (fid,)).rowcount > 0
+
+    @staticmethod
+    def set_embedding(db: sqlite3.Connection, fid: int, model: tuple[str, str], emb: np.ndarray) -> None:
+        blob = np.ascontiguousarray(emb, np.float32).tobytes()
+        db.execute(
+            "UPDATE faces SET embedding = ?, model = ?, model_version = ? WHERE id = ?", (blob, *model, fid)
+        )
+
+    # -- reads: never wait on the writer ------------------------------------------------------
+
+    def subject(self, sid: str) -> Subject | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
+                " = s.id) FROM subjects s WHERE s.id = ?",
+                (sid,),
+            )
+            .fetchone()
+        )
+        return _subject(row) if row else None
+
+    def subjects(self, offset: int, limit: int) -> tuple[list[Subject], int]:
+        db = self._reader()
+        rows = db.execute(
+            "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
+            " = s.id) FROM subjects s ORDER BY s.created, s.id LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        total = int(db.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+        return [_subject(r) for r in rows], total
+
+    def faces_of(self, sid: str) -> list[FaceRecord]:
+        rows = self._reader().execute(
+            f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? ORDER BY id", (sid,)
+        )
+        return [_face(r) for r in rows]
+
+    def face(self, fid: int) -> FaceRecord | None:
+        row = self._reader().execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE id = ?", (fid,)).fetchone()
+        return _face(row) if row else None
+
+    def face_by_image(self, sid: str, sha: str, model: tuple[str, str]) -> FaceRecord | None:
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? AND image_sha256 = ? AND model = ?"
+                " AND model_version = ?",
+                (sid, sha, *model),
+            )
+            .fetchone()
+        )
+        return _face(row) if row else None
+
+    def crop(self, fid: int) -> bytes | None:
+        row = self._reader().execute("SELECT crop FROM faces WHERE id = ?", (fid,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def model_counts(self) -> dict[tuple[str, str], int]:
+        rows = self._reader().execute("SELECT model, model_version, COUNT(*) FROM faces GROUP BY 1, 2")
+        return {(m, v): int(n) for m, v, n in rows}
+
+    def embeddings(
+        self, model: tuple[str, str], chunk: int = 65536
+    ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
+        """(face ids, subject ids, embeddings) of the faces embedded by ``model``, in chunks."""
+        cur = self._reader().execute(
+            "SELECT id, subject_id, embedding FROM faces WHERE model = ? AND model_version = ? ORDER BY id",
+            model,
+        )
+        while rows := cur.fetchmany(chunk):
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            vecs = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
+            yield ids, [r[1] for r in rows], vecs
+
+    def stale(self, model: tuple[str, str], limit: int) -> list[tuple[int, bytes | None]]:
+        """Up to ``limit`` (face id, crop) of faces embedded by another model than ``model``."""
+        rows = self._reader().execute(
+            "SELECT id, crop FROM faces WHERE NOT (model = ? AND model_version = ?) ORDER BY id LIMIT ?",
+            (*model, limit),
+        )
+        return [(int(i), bytes(c) if c is not None else None) for i, c in rows]
