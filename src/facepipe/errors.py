@@ -85,6 +85,14 @@ class NotReady(FacepipeError):
     seed_err_no = 10000
 
 
+class Unreachable(FacepipeError):
+    """A client could not connect to the server."""
+
+    code = "unreachable"
+    http_status = 503
+    grpc_status = "UNAVAILABLE"
+
+
 class DeadlineExceeded(FacepipeError):
     code = "deadline_exceeded"
     http_status = 504

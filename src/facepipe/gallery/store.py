@@ -254,10 +254,11 @@ class Store:
             vecs = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
             yield ids, [r[1] for r in rows], vecs
 
-    def stale(self, model: tuple[str, str], limit: int) -> list[tuple[int, bytes | None]]:
-        """Up to ``limit`` (face id, crop) of faces embedded by another model than ``model``."""
+    def stale(self, model: tuple[str, str], limit: int, after: int = 0) -> list[tuple[int, bytes | None]]:
+        """Up to ``limit`` (face id, crop), ids above ``after``, of faces not embedded by ``model``."""
         rows = self._reader().execute(
-            "SELECT id, crop FROM faces WHERE NOT (model = ? AND model_version = ?) ORDER BY id LIMIT ?",
-            (*model, limit),
+            "SELECT id, crop FROM faces WHERE NOT (model = ? AND model_version = ?) AND id > ? ORDER BY id"
+            " LIMIT ?",
+            (*model, after, limit),
         )
         return [(int(i), bytes(c) if c is not None else None) for i, c in rows]

@@ -1,10 +1,7 @@
-"""The ``facepipe`` command line. The only place that configures logging."""
+"""``facepipe serve``, ``facepipe models pull|list`` and ``facepipe convert``."""
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,29 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facepipe.errors import FacepipeError
+from facepipe.cli.common import ModelsDir, app, console
 
-app = typer.Typer(help="facepipe: face-recognition serving.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
-
-ModelsDir = Annotated[
-    Path,
-    typer.Option("--models", envvar="FACEPIPE_MODELS", help="Model repository directory."),
-]
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-@app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
-    _setup_logging(verbose)
 
 
 @models_app.command("pull")
@@ -123,16 +101,3 @@ def serve(
     data.mkdir(parents=True, exist_ok=True)
     server = build_server(cfg, models, data)
     asyncio.run(server.run())
-
-
-def main() -> None:
-    try:
-        app()
-    except FacepipeError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()

@@ -1,0 +1,17 @@
+"""The ``facepipe`` command line. The only place that configures logging."""
+
+from __future__ import annotations
+
+import sys
+
+from facepipe.cli import faces, gallery, server, tools  # noqa: F401  (they register their commands)
+from facepipe.cli.common import app, console, exit_code
+from facepipe.errors import FacepipeError
+
+
+def main() -> None:
+    try:
+        app()
+    except FacepipeError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(exit_code(exc))

@@ -1,0 +1,71 @@
+"""What every ``facepipe`` command shares: the app, consoles, common options, output and exit codes.
+
+Exit codes: 0 done (and, for verify/identify, a match); 1 done, no match; 2 the request or the
+command line was refused (bad input, not found, unauthorised); 3 the server failed or is unreachable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from facepipe.errors import FacepipeError
+
+app = typer.Typer(
+    help="facepipe: face-recognition serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+EXIT_NO_MATCH, EXIT_REFUSED, EXIT_SERVER = 1, 2, 3
+
+ModelsDir = Annotated[
+    Path, typer.Option("--models", envvar="FACEPIPE_MODELS", help="Model repository directory.")
+]
+DataDir = Annotated[Path, typer.Option("--data", envvar="FACEPIPE_DATA", help="Data directory (gallery).")]
+Url = Annotated[str, typer.Option("--url", envvar="FACEPIPE_URL", help="Server URL.")]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="FACEPIPE_API_KEY", help="x-api-key for gallery routes.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+DEFAULT_URL = "http://127.0.0.1:9998"
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def plain(obj: Any) -> Any:
+    """Dataclasses, numpy arrays and tuples as JSON-ready values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, np.ndarray):
+        return np.round(obj.astype(np.float64), 6).tolist()
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, np.floating | np.integer):
+        return obj.item()
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    out.print_json(json.dumps(plain(obj)))
+
+
+def exit_code(err: FacepipeError) -> int:
+    return EXIT_SERVER if err.http_status >= 500 else EXIT_REFUSED

@@ -1,0 +1,96 @@
+"""``facepipe detect|embed|verify|identify FILES`` against a running server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from facepipe.cli.common import DEFAULT_URL, EXIT_NO_MATCH, ApiKey, AsJson, Url, app, emit_json, out
+from facepipe.client import Client, ImageResult
+
+Files = Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")]
+
+
+def _faces_table(files: list[Path], results: list[ImageResult], matches: bool = False) -> Table:
+    table = Table("image", "face", "box", "score", "size", *(["subject", "similarity"] if matches else []))
+    for path, res in zip(files, results, strict=True):
+        if not res.faces:
+            table.add_row(path.name, "-", "no face", "", "")
+        for j, f in enumerate(res.faces):
+            box = ", ".join(f"{v:.0f}" for v in f.box)
+            cells = [path.name, str(j), box, f"{f.score:.3f}", f"{f.size:.0f}"]
+            if matches:
+                best = f.matches[0] if f.matches else None
+                who = f"{best.name or best.subject}{'' if best.match else ' (no match)'}" if best else "-"
+                cells += [who, f"{best.similarity:.3f}" if best else ""]
+            table.add_row(*cells)
+    return table
+
+
+@app.command("detect")
+def detect(files: Files, url: Url = DEFAULT_URL, as_json: AsJson = False, max_faces: int = 0) -> None:
+    """Find faces with landmarks.
+
+    Example: facepipe detect group.jpg --max-faces 5
+    """
+    with Client(url) as c:
+        results = c.detect(files, max_faces=max_faces)
+    emit_json(results) if as_json else out.print(_faces_table(files, results))
+
+
+@app.command("embed")
+def embed(
+    files: Files,
+    url: Url = DEFAULT_URL,
+    aligned: Annotated[bool, typer.Option(help="Files are aligned 112x112 crops.")] = False,
+) -> None:
+    """Print embeddings as JSON (every face of each photo, or one per aligned crop).
+
+    Example: facepipe embed a.jpg b.jpg > embeddings.json
+    """
+    with Client(url) as c:
+        emit_json(c.embed_aligned(files) if aligned else c.embed(files))
+
+
+@app.command("verify")
+def verify(
+    a: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    b: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    url: Url = DEFAULT_URL,
+    threshold: Annotated[float | None, typer.Option(help="Cosine threshold (server default).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Same person? Exit code 0 if they match, 1 if not.
+
+    Example: facepipe verify id_photo.jpg selfie.jpg && echo same
+    """
+    with Client(url) as c:
+        v = c.verify(a, b, threshold)
+    if as_json:
+        emit_json(v)
+    else:
+        word = "[green]match[/]" if v.match else "[red]no match[/]"
+        out.print(f"{word}  similarity {v.similarity:.4f}  (threshold {v.threshold})")
+    raise typer.Exit(0 if v.match else EXIT_NO_MATCH)
+
+
+@app.command("identify")
+def identify(
+    files: Files,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    k: Annotated[int, typer.Option(help="Candidates per face.")] = 1,
+    as_json: AsJson = False,
+) -> None:
+    """Who is in these photos (1:N against the gallery)? Exit code 0 if any face matched, 1 if none.
+
+    Example: facepipe identify crowd.jpg -k 3 --json
+    """
+    with Client(url, api_key) as c:
+        results = c.identify(files, k)
+    emit_json(results) if as_json else out.print(_faces_table(files, results, matches=True))
+    matched = any(m.match for r in results for f in r.faces for m in f.matches)
+    raise typer.Exit(0 if matched else EXIT_NO_MATCH)

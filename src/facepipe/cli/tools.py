@@ -1,0 +1,3 @@
+"""``facepipe bench`` and ``facepipe eval``."""
+
+from __future__ import annotations

@@ -1,0 +1,267 @@
+"""What ``facepipe.client`` sends and how it reads the answers: one ``Call`` per operation, shared by
+the blocking and the asyncio client, with typed results."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from facepipe import errors
+
+T = TypeVar("T")
+Image = str | Path | bytes
+
+
+@dataclass(slots=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    data: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    raw: bool = False  # parse the body bytes, not JSON
+
+
+@dataclass(slots=True)
+class Match:
+    subject: str
+    name: str
+    similarity: float
+    match: bool
+    face: int
+
+
+@dataclass(slots=True)
+class DetectedFace:
+    box: tuple[float, float, float, float]
+    score: float
+    size: float
+    landmarks: list[tuple[float, float]]
+    liveness: float | None = None
+    real: bool | None = None
+    embedding: np.ndarray | None = None
+    matches: list[Match] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ImageResult:
+    image: int
+    width: int
+    height: int
+    faces: list[DetectedFace]
+
+
+@dataclass(slots=True)
+class Verification:
+    similarity: float
+    threshold: float
+    match: bool
+
+
+@dataclass(slots=True)
+class Subject:
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    faces: int
+
+
+@dataclass(slots=True)
+class FaceInfo:
+    id: int
+    subject: str
+    model: dict[str, str]
+    image_sha256: str
+    quality: dict[str, Any]
+    created: float
+    has_crop: bool
+
+
+@dataclass(slots=True)
+class EnrolledFace:
+    id: int
+    image: int
+    created: bool
+
+
+@dataclass(slots=True)
+class Enrolment:
+    subject: str
+    faces: list[EnrolledFace]
+    skipped: list[int]
+
+
+_ERRORS: dict[str, type[errors.FacepipeError]] = {
+    c.code: c
+    for c in (
+        errors.InvalidInput,
+        errors.PayloadTooLarge,
+        errors.UnsupportedMediaType,
+        errors.NotFound,
+        errors.Conflict,
+        errors.Unauthorized,
+        errors.Forbidden,
+        errors.Overloaded,
+        errors.NotReady,
+        errors.DeadlineExceeded,
+    )
+}
+
+
+def server_error(status: int, body: Any) -> errors.FacepipeError:
+    """The exception for an error answer: the server's own error class where it names one."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        cls = _ERRORS.get(str(err.get("code")), errors.FacepipeError)
+        return cls(str(err.get("message", "")))
+    if isinstance(err, str):  # KServe v2 form
+        return (errors.NotFound if status == 404 else errors.InvalidInput)(err)
+    return errors.FacepipeError(f"HTTP {status}: {str(body)[:200]}")
+
+
+def _read(image: Image) -> tuple[str, bytes]:
+    if isinstance(image, bytes):
+        return "image", image
+    path = Path(image)
+    return path.name, path.read_bytes()
+
+
+def _files(images: Sequence[Image]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    if not images:
+        raise errors.InvalidInput("no image given")
+    return [("image", (*_read(img), "application/octet-stream")) for img in images]
+
+
+def _form(params: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
+
+
+def _face(doc: dict[str, Any]) -> DetectedFace:
+    b = doc["box"]
+    live = doc.get("liveness") or {}
+    emb = doc.get("embedding")
+    return DetectedFace(
+        (b["x1"], b["y1"], b["x2"], b["y2"]),
+        doc["score"],
+        doc["size"],
+        [tuple(p) for p in doc["landmarks"]],
+        live.get("score"),
+        live.get("real"),
+        None if emb is None else np.asarray(emb, np.float32),
+        [Match(**m) for m in doc.get("matches", [])],
+    )
+
+
+def _images(doc: dict[str, Any]) -> list[ImageResult]:
+    return [
+        ImageResult(r["image"], r["width"], r["height"], [_face(f) for f in r["faces"]])
+        for r in doc["results"]
+    ]
+
+
+def _subject(doc: dict[str, Any]) -> Subject:
+    return Subject(doc["id"], doc["name"], doc["metadata"], doc["faces"])
+
+
+def detect(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
+    return Call("POST", "/v1/detect", _images, files=_files(images), data=_form(params))
+
+
+def embed(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
+    return Call("POST", "/v1/embed", _images, files=_files(images), data=_form(params))
+
+
+def embed_aligned(images: Sequence[Image]) -> Call[np.ndarray]:
+    def parse(doc: dict[str, Any]) -> np.ndarray:
+        return np.asarray([r["embedding"] for r in doc["results"]], np.float32)
+
+    return Call("POST", "/v1/embed", parse, files=_files(images), data={"aligned": "true"})
+
+
+def verify(a: Image, b: Image, threshold: float | None = None) -> Call[Verification]:
+    def parse(doc: dict[str, Any]) -> Verification:
+        return Verification(doc["similarity"], doc["threshold"], doc["match"])
+
+    return Call("POST", "/v1/verify", parse, files=_files([a, b]), data=_form({"threshold": threshold}))
+
+
+def identify(images: Sequence[Image], k: int = 1, threshold: float | None = None) -> Call[list[ImageResult]]:
+    data = _form({"k": k, "threshold": threshold})
+    return Call("POST", "/v1/identify", _images, files=_files(images), data=data)
+
+
+def identify_embeddings(embeddings: np.ndarray, k: int = 1) -> Call[list[list[Match]]]:
+    def parse(doc: dict[str, Any]) -> list[list[Match]]:
+        return [[Match(**m) for m in r["matches"]] for r in doc["results"]]
+
+    body = {"embeddings": np.asarray(embeddings, np.float32).tolist(), "k": k}
+    return Call("POST", "/v1/identify/embeddings", parse, json=body)
+
+
+def create_subject(name: str, id: str | None = None, metadata: dict[str, Any] | None = None) -> Call[Subject]:
+    body = {"name": name, "id": id, "metadata": metadata or {}}
+    return Call("POST", "/v1/subjects", _subject, json={k: v for k, v in body.items() if v is not None})
+
+
+def subject(sid: str) -> Call[Subject]:
+    return Call("GET", f"/v1/subjects/{sid}", _subject)
+
+
+def subjects(offset: int = 0, limit: int = 100) -> Call[tuple[list[Subject], int]]:
+    def parse(doc: dict[str, Any]) -> tuple[list[Subject], int]:
+        return [_subject(s) for s in doc["subjects"]], doc["total"]
+
+    return Call("GET", "/v1/subjects", parse, params={"offset": str(offset), "limit": str(limit)})
+
+
+def delete_subject(sid: str) -> Call[int]:
+    return Call("DELETE", f"/v1/subjects/{sid}", lambda doc: int(doc["faces"]))
+
+
+def enrol(sid: str, images: Sequence[Image], **params: Any) -> Call[Enrolment]:
+    def parse(doc: dict[str, Any]) -> Enrolment:
+        faces = [EnrolledFace(f["id"], f["image"], f["created"]) for f in doc["faces"]]
+        return Enrolment(doc["subject"], faces, [s["image"] for s in doc["skipped"]])
+
+    return Call("POST", f"/v1/subjects/{sid}/faces", parse, files=_files(images), data=_form(params))
+
+
+def faces(sid: str) -> Call[list[FaceInfo]]:
+    return Call("GET", f"/v1/subjects/{sid}/faces", lambda doc: [FaceInfo(**f) for f in doc["faces"]])
+
+
+def delete_face(fid: int) -> Call[None]:
+    return Call("DELETE", f"/v1/faces/{fid}", lambda _: None)
+
+
+def face_crop(fid: int) -> Call[bytes]:
+    return Call("GET", f"/v1/faces/{fid}/crop", bytes, raw=True)
+
+
+def infer(
+    model: str, inputs: dict[str, np.ndarray], version: str | None = None
+) -> Call[dict[str, np.ndarray]]:
+    """A KServe v2 JSON inference on a bundle or pipeline (``image`` BYTES inputs as bytes objects)."""
+    tensors = []
+    for name, arr in inputs.items():
+        if arr.dtype == object:
+            data: list[Any] = [
+                base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in arr.ravel()
+            ]
+            dtype = "BYTES"
+        else:
+            data, dtype = arr.ravel().tolist(), {"f": "FP32", "i": "INT64", "u": "UINT8"}[arr.dtype.kind]
+        tensors.append({"name": name, "shape": list(arr.shape), "datatype": dtype, "data": data})
+
+    def parse(doc: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in doc["outputs"]}
+
+    base = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+    return Call("POST", base + "/infer", parse, json={"inputs": tensors})
