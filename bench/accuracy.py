@@ -17,13 +17,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from facepipe.server_eval import lfw, photo_pairs  # noqa: E402
+from facepipe.server_eval import identification, lfw, photo_pairs  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
+
+KEY = "bench-admin-key-0123456789"
 
 
 def measure(url: str, data: Path) -> dict:
     t0 = time.perf_counter()
     out = {"lfw_dev": lfw(url, data / "lfw-dev"), "photos": photo_pairs(url, data / "photos/master.csv")}
+    out["identification"] = identification(url, data / "lfw-dev", KEY)
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -38,7 +41,7 @@ def main() -> None:
         res = measure(args.url, args.data)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            run = start_server(args.models, Path(tmp), {"op": {}})
+            run = start_server(args.models, Path(tmp), {"op": {}, "auth": {"api_keys": [KEY]}})
             try:
                 res = measure(run.url, args.data)
             finally:
@@ -70,6 +73,22 @@ def main() -> None:
         f"| photos/master.csv pairs decided right at threshold {ph['threshold']} | "
         f"{ph['correct']} / {ph['pairs']} | 300 / 300 |",
     ]
+    ident = res["identification"]
+    lines += [
+        "",
+        "## 1:N identification (lfw-dev, through `/v1/subjects/{id}/faces` and `/v1/identify`)",
+        "",
+        f"The first image of each of the {ident['enrolled']} people with two or more images is enrolled; "
+        f"their other {ident['probes']} images are identified (rank-1: the top subject is the right "
+        f"one: **{100 * ident['rank1']:.2f} %**), and so are the {ident['strangers']} people never "
+        "enrolled (a `match` for them is a false match). By threshold:",
+        "",
+        "| threshold | enrolled people accepted (right subject, similarity ≥ t) | strangers matched |",
+        "| --- | --- | --- |",
+    ]
+    for t, row in ident["sweep"].items():
+        mark = " (default `gallery.identify_threshold`)" if t == "0.60" else ""
+        lines.append(f"| {t}{mark} | {100 * row['rank1']:.2f} % | {100 * row['strangers_matched']:.2f} % |")
     if ph["wrong"]:
         lines += ["", "Wrong photo pairs: " + "; ".join(ph["wrong"])]
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")

@@ -91,7 +91,7 @@ class GalleryConfig(_Strict):
     hnsw_ef_search: int = Field(128, ge=1)
     merge_every: int = Field(4096, ge=1)
     keep_crops: bool = True
-    identify_threshold: float = Field(0.38, ge=-1, le=1)
+    identify_threshold: float = Field(0.6, ge=-1, le=1)
     top_k: int = Field(1, ge=1, le=100)
 
 

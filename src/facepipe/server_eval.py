@@ -1,12 +1,14 @@
 """Accuracy of a running server, measured through its own API (detection, alignment, embedding).
 
 ``lfw(url, dir)``: k-fold verification accuracy, TAR at FAR, AUC and landmark error against the
-reference landmarks; ``photo_pairs(url, csv)``: labelled photo pairs decided at the server's threshold.
+reference landmarks; ``photo_pairs(url, csv)``: labelled photo pairs decided at the server's threshold;
+``identification(url, dir, key)``: 1:N rank-1 and false matches of never-enrolled people.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from facepipe.client import AsyncClient, Match
+from facepipe.errors import Conflict
 from facepipe.evaluation import auc, best_threshold, kfold_accuracy, read_lfw_pairs, tar_at_far
 
 POINTS = ("leye", "reye", "nose", "lmouth", "rmouth")
@@ -122,3 +126,50 @@ def photo_pairs(url: str, csv_path: Path, concurrency: int = 8) -> dict[str, Any
         if same != (r["Decision"].strip().lower() == "yes"):
             wrong.append(f"{r['file_x']},{r['file_y']}")
     return {"pairs": len(rows), "correct": len(rows) - len(wrong), "threshold": threshold, "wrong": wrong}
+
+
+async def _identification(url: str, lfw_dir: Path, api_key: str, concurrency: int) -> dict[str, Any]:
+    people = {d.name: sorted(d.glob("*.jpg")) for d in sorted((lfw_dir / "images").iterdir()) if d.is_dir()}
+    enrolled = {n: ps for n, ps in people.items() if len(ps) >= 2}
+    strangers = [ps[0] for ps in people.values() if len(ps) == 1]
+    sem = asyncio.Semaphore(concurrency)
+    async with AsyncClient(url, api_key, timeout=120) as c:
+
+        async def enrol(name: str, image: Path) -> bool:
+            async with sem:
+                with contextlib.suppress(Conflict):
+                    await c.create_subject(name, id=name)
+                return bool((await c.enrol(name, [image], on_no_face="skip")).faces)
+
+        async def top(image: Path) -> Match | None:
+            async with sem:
+                faces = (await c.identify([image], k=1))[0].faces
+            return faces[0].matches[0] if faces and faces[0].matches else None
+
+        ok = await asyncio.gather(*(enrol(n, ps[0]) for n, ps in enrolled.items()))
+        names = [n for n, good in zip(enrolled, ok, strict=True) if good]
+        probes = [(n, p) for n in names for p in enrolled[n][1:]]
+        found = await asyncio.gather(*(top(p) for _, p in probes))
+        false = await asyncio.gather(*(top(p) for p in strangers))
+    right = [m is not None and m.subject == n for (n, _), m in zip(probes, found, strict=True)]
+    hits = np.array(
+        [m.similarity if m is not None and ok else -np.inf for m, ok in zip(found, right, strict=True)]
+    )
+    impostors = np.array([m.similarity if m is not None else -np.inf for m in false])
+    sweep = {
+        f"{t:.2f}": {"rank1": float(np.mean(hits >= t)), "strangers_matched": float(np.mean(impostors >= t))}
+        for t in np.arange(0.30, 0.71, 0.05)
+    }
+    return {
+        "enrolled": len(names),
+        "probes": len(probes),
+        "rank1": float(np.mean(right)),
+        "strangers": len(strangers),
+        "sweep": sweep,
+    }
+
+
+def identification(url: str, lfw_dir: Path, api_key: str, concurrency: int = 8) -> dict[str, Any]:
+    """1:N on lfw-dev through the server: enrol the first image of everyone with two or more, identify
+    their other images (rank-1), and identify people never enrolled (how often wrongly matched)."""
+    return asyncio.run(_identification(url, lfw_dir, api_key, concurrency))

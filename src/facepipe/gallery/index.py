@@ -36,20 +36,29 @@ class Index(Protocol):
         ...
 
 
-def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of each row of ``scores`` (n, m) and their ids (n, m), padded to k."""
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of each row of ``scores`` (n, m), best first, and their columns (-1: none)."""
     n, m = scores.shape
+    cols = np.broadcast_to(np.arange(m), (n, m))
     if m > k:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        scores, ids = np.take_along_axis(scores, part, 1), np.take_along_axis(ids, part, 1)
+        cols = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        scores = np.take_along_axis(scores, cols, 1)
     order = np.argsort(-scores, axis=1, kind="stable")
-    scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    scores, cols = np.take_along_axis(scores, order, 1), np.take_along_axis(cols, order, 1)
     if scores.shape[1] < k:
         pad = k - scores.shape[1]
         scores = np.hstack([scores, np.full((n, pad), -np.inf, np.float32)])
-        ids = np.hstack([ids, np.full((n, pad), -1, np.int64)])
-    ids = np.where(np.isfinite(scores), ids, -1)
-    return scores, ids
+        cols = np.hstack([cols, np.full((n, pad), -1, np.int64)])
+    return scores, np.where(np.isfinite(scores), cols, -1)
+
+
+def _ids_of(ids: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Map top-k columns to ids (``ids`` per column, or per row and column); -1 stays -1."""
+    if ids.size == 0:
+        return np.full(cols.shape, -1, np.int64)
+    safe = np.maximum(cols, 0)
+    picked = ids[safe] if ids.ndim == 1 else np.take_along_axis(ids, safe, 1)
+    return np.where(cols >= 0, picked, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +113,21 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         r = self._rows
-        scores = queries @ r.matrix[: r.n].T
-        ids = np.broadcast_to(r.ids[: r.n], scores.shape)
-        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32, copy=False)
-        return top_k(scores, ids, k)
+        live = r.ids[: r.n]
+        dead = live < 0
+        step = max(1, (1 << 24) // max(1, r.n))  # at most 64 MB of scores at a time
+        parts_s, parts_i = [], []
+        for lo in range(0, len(queries), step):
+            scores = queries[lo : lo + step] @ r.matrix[: r.n].T
+            if dead.any():
+                scores[:, dead] = -np.inf
+            s, cols = top_k(scores.astype(np.float32, copy=False), k)
+            ids = _ids_of(live, cols)  # a row removed since it was scored reads -1 here: dropped
+            parts_s.append(np.where(ids >= 0, s, -np.inf).astype(np.float32))
+            parts_i.append(ids)
+        if not parts_s:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return np.vstack(parts_s), np.vstack(parts_i)
 
 
 def _faiss() -> Any:
@@ -194,6 +214,13 @@ class FaissIndex:
             self._dead.update(int(i) for i in ids)
             self._view = _View(self._view.main, self._view.delta, self._params())
 
+    def tune(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change the search breadth (IVF lists probed, HNSW candidates) for the searches to come."""
+        with self._lock:
+            self.nprobe = nprobe or self.nprobe
+            self.ef_search = ef_search or self.ef_search
+            self._view = _View(self._view.main, self._view.delta, self._params())
+
     def wait_merged(self) -> None:
         t = self._merging
         if t is not None:
@@ -234,7 +261,8 @@ class FaissIndex:
             return s2, i2
         s1, i1 = view.main.search(q, k, params=view.params[0])
         s1 = np.where(i1 >= 0, s1, -np.inf).astype(np.float32)
-        return top_k(np.hstack([s1, s2]), np.hstack([i1, i2]), k)
+        s, cols = top_k(np.hstack([s1, s2]), k)
+        return s, _ids_of(np.hstack([i1, i2]), cols)
 
 
 def make_index(kind: Kind, dim: int, **options: Any) -> ExactIndex | FaissIndex:
