@@ -40,5 +40,6 @@ clean:
 # KServe protos must coexist in one process with other clients of the same protocols (tritonclient).
 protos: install
 	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src \
-		src/facepipe/protos/pipeline_service.proto src/facepipe/protos/grpc_predict_v2.proto
+		src/facepipe/protos/pipeline_service.proto src/facepipe/protos/grpc_predict_v2.proto \
+		src/facepipe/protos/face_service.proto
 	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' src/facepipe/protos/*_pb2.py

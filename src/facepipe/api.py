@@ -1,36 +1,24 @@
-"""The face REST API (``/v1``): detect, embed and verify over photos or aligned crops.
-
-Images come as multipart files (any field name, in order), a raw ``image/*`` body, or JSON
-(``{"images": ["<base64>", ...]}`` or ``{"image": "<base64>"}``). Parameters come from the query
-string, JSON fields or multipart form fields. Errors answer their status with
-``{"error": {"code", "message"}}``.
-"""
+"""The face API's own operations: detect, embed and verify over photos or aligned crops (served on
+HTTP ``/v1`` and gRPC by ``facepipe.operations``)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from facepipe import openapi
 from facepipe.config import FaceConfig
-from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge, as_facepipe_error
-from facepipe.face.decode import b64decode
+from facepipe.errors import InvalidInput
 from facepipe.face.faces import DetectParams, Face, Photo
-from facepipe.serving.http import read_body
-from facepipe.serving.metrics import Metrics
+from facepipe.operations import MAX_IMAGES, Answer, Inputs, Operation
 from facepipe.serving.pipeline import Pipeline
-
-MAX_IMAGES = 64
 
 
 @dataclass(slots=True)
@@ -42,52 +30,6 @@ class FaceService:
     dim: int  # embedding size
     spoof_above: float | None  # None: no liveness model installed
     max_body_bytes: int
-
-
-@dataclass(slots=True)
-class Inputs:
-    images: list[bytes]
-    params: dict[str, Any]
-    embeddings: list[Any] | None = None
-
-
-def _b64(value: Any, label: str) -> bytes:
-    decoded = b64decode(value) if isinstance(value, str) else None
-    if decoded is None:
-        raise InvalidInput(
-            f"{label}: not valid base64" if isinstance(value, str) else f"{label}: expected a base64 string"
-        )
-    return decoded
-
-
-async def read_inputs(request: Request, limit: int) -> Inputs:
-    params: dict[str, Any] = dict(request.query_params)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-        form = await request.form(max_files=MAX_IMAGES, max_fields=64)
-        images = [await v.read() for _, v in form.multi_items() if isinstance(v, UploadFile)]
-        params |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        return Inputs(images, params)
-    body = await read_body(request, limit)
-    if kind.startswith("image/") or kind == "application/octet-stream":
-        return Inputs([body], params)
-    try:
-        doc = json.loads(body) if body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput("JSON body must be an object")
-    raw = doc.pop("images", None)
-    if raw is None and "image" in doc:
-        raw = [doc.pop("image")]
-    if raw is not None and not isinstance(raw, list):
-        raise InvalidInput("'images' must be a list of base64 strings")
-    images = [_b64(v, f"image[{i}]") for i, v in enumerate(raw or [])]
-    embeddings = doc.pop("embeddings", None)
-    return Inputs(images, params | doc, embeddings)
 
 
 def number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -175,7 +117,7 @@ def vector(value: Any, label: str) -> np.ndarray:
     return v / n
 
 
-async def verify(svc: FaceService, inputs: Inputs) -> dict[str, Any]:
+async def verify(svc: FaceService, inputs: Inputs) -> Answer:
     threshold = number(inputs.params, "threshold", svc.defaults.verify_threshold, -1, 1)
     faces: list[dict[str, Any]] = []
     if inputs.embeddings is not None:
@@ -209,53 +151,29 @@ async def embed_crops(svc: FaceService, images: list[bytes]) -> list[np.ndarray]
     return [r.value for r in await asyncio.gather(*(svc.crops.submit(img) for img in images))]
 
 
-def error_response(err: FacepipeError) -> JSONResponse:
-    return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status)
+async def detect(svc: FaceService, inputs: Inputs) -> Answer:
+    photos = await run_photos(svc, inputs)
+    return {"results": [photo_json(svc, i, p, False) for i, p in enumerate(photos)]}
 
 
-Handler = Callable[[Request], Awaitable[Response | dict[str, Any]]]
+async def embed(svc: FaceService, inputs: Inputs) -> Answer:
+    if flag(inputs.params, "aligned"):
+        embs = [e.tolist() for e in await embed_crops(svc, inputs.images)]
+        return {"model": svc.model, "results": [{"image": i, "embedding": e} for i, e in enumerate(embs)]}
+    photos = await run_photos(svc, inputs)
+    return {"model": svc.model, "results": [photo_json(svc, i, p, True) for i, p in enumerate(photos)]}
 
 
-def json_route(path: str, name: str, handler: Handler, metrics: Metrics, method: str = "POST") -> Route:
-    """A /v1 route: the handler's dict as JSON (or its own Response); errors as ``{"error": ...}``."""
-
-    async def route(request: Request) -> Response:
-        t0, status = time.perf_counter(), "ok"
-        try:
-            out = await handler(request)
-            return out if isinstance(out, Response) else JSONResponse(out)
-        except Exception as exc:
-            err = as_facepipe_error(exc)
-            status = err.code
-            return error_response(err)
-        finally:
-            metrics.observe(f"v1:{name}", status, time.perf_counter() - t0)
-
-    return Route(path, route, methods=[method])
+def face_operations(svc: FaceService) -> list[Operation]:
+    return [
+        Operation("detect", "POST", "/v1/detect", partial(detect, svc)),
+        Operation("embed", "POST", "/v1/embed", partial(embed, svc)),
+        Operation("verify", "POST", "/v1/verify", partial(verify, svc)),
+    ]
 
 
-def v1_routes(svc: FaceService, metrics: Metrics) -> list[Route]:
-    async def detect(request: Request) -> dict[str, Any]:
-        photos = await run_photos(svc, await read_inputs(request, svc.max_body_bytes))
-        return {"results": [photo_json(svc, i, p, False) for i, p in enumerate(photos)]}
-
-    async def embed(request: Request) -> dict[str, Any]:
-        inputs = await read_inputs(request, svc.max_body_bytes)
-        if flag(inputs.params, "aligned"):
-            embs = [e.tolist() for e in await embed_crops(svc, inputs.images)]
-            return {"model": svc.model, "results": [{"image": i, "embedding": e} for i, e in enumerate(embs)]}
-        photos = await run_photos(svc, inputs)
-        return {"model": svc.model, "results": [photo_json(svc, i, p, True) for i, p in enumerate(photos)]}
-
-    async def verify_(request: Request) -> dict[str, Any]:
-        return await verify(svc, await read_inputs(request, svc.max_body_bytes))
-
+def openapi_route() -> Route:
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(openapi.document())
 
-    return [
-        json_route("/v1/detect", "detect", detect, metrics),
-        json_route("/v1/embed", "embed", embed, metrics),
-        json_route("/v1/verify", "verify", verify_, metrics),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-    ]
+    return Route("/openapi.json", openapi_json, methods=["GET"])

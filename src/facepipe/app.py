@@ -11,15 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from facepipe import __version__
-from facepipe.api import FaceService, v1_routes
+from facepipe import __version__, face_grpc
+from facepipe.api import FaceService, face_operations, openapi_route
 from facepipe.auth import ApiKeys
 from facepipe.config import Config, OpConfig, stage_config
 from facepipe.errors import InvalidInput
 from facepipe.face import pipelines
 from facepipe.face.decode import b64decode, sniff
 from facepipe.gallery.gallery import Gallery
-from facepipe.gallery_api import GalleryService, gallery_routes
+from facepipe.gallery_api import GalleryService, gallery_operations
+from facepipe.operations import Operation, http_route
 from facepipe.serving.bundle import TensorSpec
 from facepipe.serving.grpc import GrpcEdge
 from facepipe.serving.http import build_app
@@ -159,14 +160,17 @@ def build_server(config: Config, models_dir: Path, data_dir: Path, on_started: A
     repo = Repository(models_dir)
     state = build_state(config, repo)
     faces = face_service(config, repo, state)
-    routes = v1_routes(faces, state.metrics) if faces is not None else []
-    parts: list[Component] = [GrpcEdge(state, config.host, config.rpc_port, __version__)]
+    ops: list[Operation] = face_operations(faces) if faces is not None else []
+    parts: list[Component] = []
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
         keys = ApiKeys.from_config(config.auth)
-        routes += gallery_routes(GalleryService(gallery, faces, keys, config.gallery), state.metrics)
+        ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
         parts.append(GalleryPart(gallery))
-    app = build_app(state, routes, server_version=__version__)
+    routes = [http_route(op, state.metrics, config.max_body_bytes) for op in ops]
+    app = build_app(state, [*routes, openapi_route()], server_version=__version__)
+    grpc_face = face_grpc.handler(ops, state.metrics) if ops else None
+    parts.insert(0, GrpcEdge(state, config.host, config.rpc_port, __version__, grpc_face))
     tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
     options = ServerOptions(config.host, config.http_port)
     return Server(state, app, options, tracer, parts, on_started)

@@ -1,4 +1,5 @@
-"""The gallery REST API (``/v1/subjects``, ``/v1/faces``, ``/v1/identify``) over the face pipeline.
+"""The gallery's operations (``/v1/subjects``, ``/v1/faces``, ``/v1/identify`` and their gRPC twins)
+over the face pipeline.
 
 Routes that change the gallery need an admin ``x-api-key``; reading and identifying need a read or
 admin key once any key is configured (see ``facepipe.auth``).
@@ -8,38 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from facepipe.api import (
-    FaceService,
-    Handler,
-    Inputs,
-    embed_crops,
-    face_json,
-    flag,
-    json_route,
-    number,
-    read_inputs,
-    run_photos,
-    vector,
-)
-from facepipe.auth import HEADER, ApiKeys
+from facepipe.api import FaceService, embed_crops, face_json, flag, number, run_photos, vector
+from facepipe.auth import ApiKeys
 from facepipe.config import GalleryConfig
 from facepipe.errors import InvalidInput
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
-from facepipe.serving.http import read_body
-from facepipe.serving.metrics import Metrics
+from facepipe.operations import Answer, Binary, Inputs, Operation
 
 
 @dataclass(slots=True)
@@ -49,8 +33,8 @@ class GalleryService:
     keys: ApiKeys
     config: GalleryConfig
 
-    def allow(self, request: Request, need: Literal["read", "write"]) -> None:
-        self.keys.check(request.headers.get(HEADER), need)
+    def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> None:
+        self.keys.check(inputs.api_key, need)
 
 
 def subject_json(s: Subject) -> dict[str, Any]:
@@ -78,17 +62,6 @@ def match_json(m: Match, threshold: float) -> dict[str, Any]:
         "match": similarity >= threshold,
         "face": m.face_id,
     }
-
-
-async def json_body(request: Request, limit: int) -> dict[str, Any]:
-    body = await read_body(request, limit)
-    try:
-        doc = json.loads(body) if body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput("JSON body must be an object")
-    return doc
 
 
 def _name(doc: dict[str, Any], required: bool) -> str | None:
@@ -119,8 +92,8 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _face_id(request: Request) -> int:
-    raw = request.path_params["fid"]
+def _face_id(inputs: Inputs) -> int:
+    raw = inputs.path.get("fid", "")
     if not raw.isdigit():
         raise InvalidInput(f"face id must be a number, got {raw!r}")
     return int(raw)
@@ -170,90 +143,87 @@ async def faces_to_enrol(
     return chosen, skipped
 
 
-async def create_subject(svc: GalleryService, request: Request) -> Response:
-    svc.allow(request, "write")
-    doc = await json_body(request, svc.faces.max_body_bytes)
+async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    doc = inputs.params
     sid = doc.get("id")
     if sid is not None and not isinstance(sid, str):
         raise InvalidInput("id: expected a string")
     subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", _metadata(doc) or {})
-    return JSONResponse(subject_json(subject), status_code=201)
+    return subject_json(subject)
 
 
-async def list_subjects(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
-    q = request.query_params
-    offset = int(number(dict(q), "offset", 0, 0, 1 << 62))
-    count = int(number(dict(q), "limit", 100, 1, 1000))
+async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    offset = int(number(inputs.params, "offset", 0, 0, 1 << 62))
+    count = int(number(inputs.params, "limit", 100, 1, 1000))
     subjects, total = await asyncio.to_thread(svc.gallery.store.subjects, offset, count)
     return {"subjects": [subject_json(s) for s in subjects], "total": total, "offset": offset}
 
 
-async def get_subject(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
-    return subject_json(svc.gallery.subject(request.path_params["sid"]))
+async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    return subject_json(svc.gallery.subject(inputs.path["sid"]))
 
 
-async def update_subject(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "write")
-    doc = await json_body(request, svc.faces.max_body_bytes)
-    subject = await svc.gallery.update_subject(request.path_params["sid"], _name(doc, False), _metadata(doc))
+async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    doc = inputs.params
+    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), _metadata(doc))
     return subject_json(subject)
 
 
-async def delete_subject(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "write")
-    sid = request.path_params["sid"]
+async def delete_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    sid = inputs.path["sid"]
     return {"deleted": sid, "faces": await svc.gallery.delete_subject(sid)}
 
 
-async def enrol(svc: GalleryService, request: Request) -> Response:
-    svc.allow(request, "write")
-    sid = request.path_params["sid"]
+async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    sid = inputs.path["sid"]
     svc.gallery.subject(sid)  # 404 before any detection work
-    inputs = await read_inputs(request, svc.faces.max_body_bytes)
     chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
     rows = await svc.gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
     faces = [
         record_json(rec) | {"image": i, "created": created}
         for (i, _), (rec, created) in zip(chosen, rows, strict=True)
     ]
-    return JSONResponse({"subject": sid, "faces": faces, "skipped": skipped}, status_code=201)
+    return {"subject": sid, "faces": faces, "skipped": skipped}
 
 
-async def list_faces(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
-    sid = request.path_params["sid"]
+async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    sid = inputs.path["sid"]
     svc.gallery.subject(sid)
     return {"subject": sid, "faces": [record_json(f) for f in svc.gallery.store.faces_of(sid)]}
 
 
-async def get_face(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
-    return record_json(svc.gallery.face(_face_id(request)))
+async def get_face(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    return record_json(svc.gallery.face(_face_id(inputs)))
 
 
-async def delete_face(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "write")
-    fid = _face_id(request)
+async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    fid = _face_id(inputs)
     await svc.gallery.delete_face(fid)
     return {"deleted": fid}
 
 
-async def face_crop(svc: GalleryService, request: Request) -> Response:
-    svc.allow(request, "read")
-    fid = _face_id(request)
+async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    fid = _face_id(inputs)
     svc.gallery.face(fid)
     png = svc.gallery.store.crop(fid)
     if png is None:
         raise InvalidInput(f"face {fid} has no stored crop (gallery.keep_crops was off)")
-    return Response(png, media_type="image/png")
+    return Binary(png, "image/png")
 
 
-async def identify(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
+async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
     svc.gallery.check_model()
-    inputs = await read_inputs(request, svc.faces.max_body_bytes)
     k, threshold = _search_params(svc, inputs.params)
     photos = await run_photos(svc.faces, inputs)
     faces = [f for p in photos for f in p.faces]
@@ -268,16 +238,16 @@ async def identify(svc: GalleryService, request: Request) -> dict[str, Any]:
     return {"model": svc.faces.model, "threshold": threshold, "results": results}
 
 
-async def identify_embeddings(svc: GalleryService, request: Request) -> dict[str, Any]:
-    svc.allow(request, "read")
-    doc = await json_body(request, svc.faces.max_body_bytes)
+async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    doc = inputs.params
     model = doc.get("model")
     if model is not None:
         if not isinstance(model, dict) or not {"name", "version"} <= model.keys():
             raise InvalidInput("model: expected {'name': ..., 'version': ...}")
         svc.gallery.check_model((str(model["name"]), str(model["version"])))
     svc.gallery.check_model()
-    embs = doc.get("embeddings")
+    embs = inputs.embeddings
     if not isinstance(embs, list) or not embs or len(embs) > 1024:
         raise InvalidInput("embeddings: expected a list of 1 to 1024 embeddings")
     k, threshold = _search_params(svc, doc)
@@ -288,31 +258,25 @@ async def identify_embeddings(svc: GalleryService, request: Request) -> dict[str
     return {"model": svc.faces.model, "threshold": threshold, "results": results}
 
 
-def gallery_routes(svc: GalleryService, metrics: Metrics) -> list[Route]:
+def gallery_operations(svc: GalleryService) -> list[Operation]:
     subject, faces = "/v1/subjects/{sid}", "/v1/faces/{fid}"
     table = [
-        ("/v1/subjects", "subjects:create", create_subject, "POST"),
-        ("/v1/subjects", "subjects:list", list_subjects, "GET"),
-        (subject, "subjects:get", get_subject, "GET"),
-        (subject, "subjects:update", update_subject, "PATCH"),
-        (subject, "subjects:delete", delete_subject, "DELETE"),
-        (subject + "/faces", "faces:enrol", enrol, "POST"),
-        (subject + "/faces", "faces:list", list_faces, "GET"),
-        (faces, "faces:get", get_face, "GET"),
-        (faces, "faces:delete", delete_face, "DELETE"),
-        (faces + "/crop", "faces:crop", face_crop, "GET"),
-        ("/v1/identify", "identify", identify, "POST"),
-        ("/v1/identify/embeddings", "identify:embeddings", identify_embeddings, "POST"),
+        ("subjects_create", "POST", "/v1/subjects", create_subject, 201),
+        ("subjects_list", "GET", "/v1/subjects", list_subjects, 200),
+        ("subjects_get", "GET", subject, get_subject, 200),
+        ("subjects_update", "PATCH", subject, update_subject, 200),
+        ("subjects_delete", "DELETE", subject, delete_subject, 200),
+        ("faces_enrol", "POST", subject + "/faces", enrol, 201),
+        ("faces_list", "GET", subject + "/faces", list_faces, 200),
+        ("faces_get", "GET", faces, get_face, 200),
+        ("faces_delete", "DELETE", faces, delete_face, 200),
+        ("faces_crop", "GET", faces + "/crop", face_crop, 200),
+        ("identify", "POST", "/v1/identify", identify, 200),
+        ("identify_embeddings", "POST", "/v1/identify/embeddings", identify_embeddings, 200),
     ]
-    return [json_route(path, name, bind(fn, svc), metrics, method) for path, name, fn, method in table]
-
-
-def bind(fn: Callable[[GalleryService, Request], Awaitable[Any]], svc: GalleryService) -> Handler:
-    async def handler(request: Request) -> Response | dict[str, Any]:
-        out: Response | dict[str, Any] = await fn(svc, request)
-        return out
-
-    return handler
+    return [
+        Operation(name, method, path, partial(fn, svc), status) for name, method, path, fn, status in table
+    ]
 
 
 def _search_params(svc: GalleryService, params: dict[str, Any]) -> tuple[int, float]:

@@ -122,7 +122,7 @@ def test_no_key_configured_refuses_writes_saying_how(server: Running) -> None:
         ("GET", "/v1/subjects/nobody", {}, 404, "no subject 'nobody'"),
         ("PATCH", "/v1/subjects/nobody", {"json": {"name": "x"}}, 404, "nobody"),
         ("DELETE", "/v1/subjects/nobody", {}, 404, "nobody"),
-        ("POST", "/v1/subjects/nobody/faces", {"content": b"x"}, 404, "nobody"),
+        ("POST", "/v1/subjects/nobody/faces", {"json": {}}, 404, "nobody"),
         ("GET", "/v1/subjects/nobody/faces", {}, 404, "nobody"),
         ("GET", "/v1/faces/abc", {}, 400, "face id"),
         ("GET", "/v1/faces/999999", {}, 404, "no face 999999"),

@@ -142,9 +142,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 class GrpcEdge:
     """The gRPC listener, started and stopped with the HTTP server."""
 
-    def __init__(self, state: ServerState, host: str, port: int, server_version: str = "") -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        host: str,
+        port: int,
+        server_version: str = "",
+        extra: grpc.GenericRpcHandler | None = None,
+    ) -> None:
         self.state, self.address = state, f"{host}:{port}"
-        self.server_version = server_version
+        self.server_version, self.extra = server_version, extra
         self.server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -155,6 +162,8 @@ class GrpcEdge:
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             InferenceServicer(self.state, self.server_version), server
         )
+        if self.extra is not None:  # the caller's own services (the face API)
+            server.add_generic_rpc_handlers((self.extra,))
         if server.add_insecure_port(self.address) == 0:
             raise OSError(f"cannot bind gRPC to {self.address}")
         await server.start()
