@@ -112,7 +112,7 @@ def bench_faiss(
     index.build(np.arange(len(vectors), dtype=np.int64), vectors)
     entry: dict = {"build_s": time.perf_counter() - t, "rss_growth_mb": rss_mb() - before, "sweep": {}}
     knob = "nprobe" if kind == "ivf" else "ef_search"
-    for v in (32, 64, 128, 256) if kind == "ivf" else (64, 128, 256, 512):
+    for v in (128, 256, 512, 1024, 2048) if kind == "ivf" else (128, 256, 512, 1024):
         index.tune(**{knob: v})
         entry["sweep"][f"{knob}={v}"] = row = {
             "recall_real": recall(index.search, q["real"], truth["real"]),

@@ -66,10 +66,12 @@ class KFold:
 
 
 def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> KFold:
-    """LFW protocol: per fold, the threshold that is best on the other folds, accuracy on this one."""
+    """LFW protocol: per fold, the threshold that is best on the other folds, accuracy on this one
+    (with a single fold there are no other folds: the threshold is chosen on it, optimistically)."""
     accs, ths = [], []
+    single = len(np.unique(folds)) == 1
     for f in np.unique(folds):
-        train, test = folds != f, folds == f
+        train, test = (folds == f) if single else (folds != f), folds == f
         t = best_threshold(scores[train], labels[train])
         ths.append(t)
         accs.append(_accuracy(scores[test], labels[test], t))

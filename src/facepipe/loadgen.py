@@ -1,4 +1,6 @@
-"""A lean HTTP/1.1 load generator: pre-encoded requests over keep-alive sockets, several processes.
+"""A lean load generator: pre-encoded HTTP/1.1 requests over keep-alive sockets in several processes
+(closed loop: ``closed_loop``; Poisson arrivals at a fixed rate: ``open_loop``), and a closed loop over
+gRPC with pre-serialized messages (``grpc_closed_loop``).
 
 The client must not be the bottleneck when it shares cores with the server, so requests are built once
 as bytes and responses are read by ``Content-Length`` without parsing JSON. ``ok`` decides success from
@@ -13,8 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
 import numpy as np
 
 
@@ -41,11 +45,14 @@ def http_ok(status: int, body: bytes) -> bool:
     return status == 200
 
 
-def encode_post(url: str, body: bytes, content_type: str = "application/json") -> bytes:
+def encode_post(
+    url: str, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+) -> bytes:
     u = urlsplit(url)
     path = u.path + (f"?{u.query}" if u.query else "")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: {content_type}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: {content_type}\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -121,7 +128,10 @@ def closed_loop(
     else:
         with mp.get_context("fork").Pool(processes) as pool:
             results = pool.map(_process, jobs)
-    wall = time.perf_counter() - t0
+    return _level(concurrency, results, time.perf_counter() - t0)
+
+
+def _level(concurrency: int, results: list[tuple[list[float], dict[str, int]]], wall: float) -> Level:
     lat = np.array([x for r in results for x in r[0]]) * 1e3
     errors: Counter[str] = Counter()
     for _, e in results:
@@ -138,3 +148,116 @@ def closed_loop(
         float(lat.max()) if len(lat) else 0.0,
         dict(errors),
     )
+
+
+async def _open_process(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    rate: float,
+    seconds: float,
+    ok: Callable[..., bool],
+    seed: int,
+) -> tuple[list[float], dict[str, int]]:
+    """Poisson arrivals at ``rate``/s; latency counts from the scheduled arrival, so a slow server is
+    charged for the queueing it causes (no coordinated omission)."""
+    rng = np.random.default_rng(seed)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    lat: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def one(request: bytes, due: float) -> None:
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        try:
+            conn[1].write(request)
+            status, body = await _read_response(conn[0])
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            errors[type(exc).__name__] += 1
+            conn[1].close()
+            return
+        lat.append(time.perf_counter() - due)
+        if not ok(status, body):
+            errors[f"http {status}" if status != 200 else "application error"] += 1
+        idle.append(conn)
+
+    tasks = []
+    start = due = time.perf_counter()
+    i = 0
+    while due < start + seconds:
+        due += float(rng.exponential(1.0 / rate))
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(requests[i % len(requests)], due)))
+        i += 1
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return lat, dict(errors)
+
+
+def _open_job(
+    args: tuple[str, list[bytes], float, float, Callable[..., bool], int],
+) -> tuple[list[float], dict[str, int]]:
+    url, requests, rate, seconds, ok, seed = args
+    u = urlsplit(url)
+    return asyncio.run(
+        _open_process(u.hostname or "127.0.0.1", u.port or 80, requests, rate, seconds, ok, seed)
+    )
+
+
+def open_loop(
+    url: str,
+    requests: list[bytes],
+    rate: float,
+    seconds: float,
+    processes: int = 1,
+    ok: Callable[[int, bytes], bool] = http_ok,
+) -> Level:
+    """Requests arriving at ``rate`` per second (Poisson), whatever the server's pace; ``concurrency``
+    of the result is the offered rate."""
+    jobs = [(url, requests, rate / processes, seconds, ok, p) for p in range(processes)]
+    t0 = time.perf_counter()
+    if processes == 1:
+        results = [_open_job(jobs[0])]
+    else:
+        with mp.get_context("fork").Pool(processes) as pool:
+            results = pool.map(_open_job, jobs)
+    return _level(int(rate), results, time.perf_counter() - t0)
+
+
+async def _grpc_worker(
+    call: Callable[..., Any], requests: list[bytes], start: int, step: int, stop: float
+) -> tuple[list[float], Counter[str]]:
+    lat: list[float] = []
+    errors: Counter[str] = Counter()
+    i = start
+    while time.perf_counter() < stop:
+        t0 = time.perf_counter()
+        try:
+            await call(requests[i % len(requests)], timeout=60)
+            lat.append(time.perf_counter() - t0)
+        except grpc.aio.AioRpcError as exc:
+            errors[f"grpc {exc.code().name}"] += 1
+        i += step
+    return lat, errors
+
+
+def grpc_closed_loop(
+    target: str, method: str, requests: list[bytes], concurrency: int, seconds: float
+) -> Level:
+    """Closed loop over gRPC: ``requests`` are serialized messages sent as they are to ``method``."""
+
+    async def run() -> tuple[list[float], dict[str, int]]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_unary(method)
+            stop = time.perf_counter() + seconds
+            parts = await asyncio.gather(
+                *(_grpc_worker(call, requests, k, concurrency, stop) for k in range(concurrency))
+            )
+        errors: Counter[str] = Counter()
+        for _, e in parts:
+            errors.update(e)
+        return [x for lat, _ in parts for x in lat], dict(errors)
+
+    t0 = time.perf_counter()
+    result = asyncio.run(run())
+    return _level(concurrency, [result], time.perf_counter() - t0)

@@ -66,7 +66,8 @@ def reference_landmarks(path: Path) -> dict[str, np.ndarray]:
         return {r["file"]: np.array([[float(r[f"{p}_x"]), float(r[f"{p}_y"])] for p in POINTS]) for r in rows}
 
 
-def lfw(url: str, lfw_dir: Path, concurrency: int = 8) -> dict[str, Any]:
+def lfw(url: str, lfw_dir: Path, concurrency: int = 8, keep_scores: bool = False) -> dict[str, Any]:
+    """k-fold accuracy and the rest over the pairs file (``keep_scores``: also every pair's score)."""
     pairs = read_lfw_pairs(lfw_dir / "pairs.txt")
     files = sorted({p.left for p in pairs} | {p.right for p in pairs})
     embedded = asyncio.run(embed_files(url, [lfw_dir / "images" / f for f in files], concurrency))
@@ -92,6 +93,8 @@ def lfw(url: str, lfw_dir: Path, concurrency: int = 8) -> dict[str, Any]:
     }
     for far in (1e-2, 1e-3):
         out[f"tar_at_far_{far:g}"], out[f"threshold_at_far_{far:g}"] = tar_at_far(scores, labels, far)
+    if keep_scores:
+        out |= {"scores": scores.tolist(), "labels": labels.tolist()}
     ref_path = lfw_dir / "landmarks_mtcnn.tsv"
     if ref_path.exists():
         ref = reference_landmarks(ref_path)
@@ -119,13 +122,17 @@ def photo_pairs(url: str, csv_path: Path, concurrency: int = 8) -> dict[str, Any
         )
     )
     threshold = server_threshold(url)
-    wrong = []
+    wrong, scores, labels = [], [], []
     for r in rows:
         a, b = got[r["file_x"]].embedding, got[r["file_y"]].embedding
-        same = a is not None and b is not None and float(a @ b) >= threshold
-        if same != (r["Decision"].strip().lower() == "yes"):
+        score = float(a @ b) if a is not None and b is not None else -1.0
+        label = r["Decision"].strip().lower() == "yes"
+        scores.append(score)
+        labels.append(label)
+        if (score >= threshold) != label:
             wrong.append(f"{r['file_x']},{r['file_y']}")
-    return {"pairs": len(rows), "correct": len(rows) - len(wrong), "threshold": threshold, "wrong": wrong}
+    out = {"pairs": len(rows), "correct": len(rows) - len(wrong), "threshold": threshold, "wrong": wrong}
+    return out | {"scores": scores, "labels": labels}
 
 
 async def _identification(url: str, lfw_dir: Path, api_key: str, concurrency: int) -> dict[str, Any]:
