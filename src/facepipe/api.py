@@ -19,12 +19,13 @@ from facepipe.errors import InvalidInput
 from facepipe.face.faces import DetectParams, Face, Photo
 from facepipe.operations import MAX_IMAGES, Answer, Inputs, Operation
 from facepipe.serving.pipeline import Pipeline
+from facepipe.serving.versions import Versions
 
 
 @dataclass(slots=True)
 class FaceService:
     photos: dict[str, Pipeline]  # detector name -> photo pipeline
-    crops: Pipeline  # aligned crop -> embedding (the seed's ArcFace pipeline)
+    crops: Versions[Any]  # versions of the seed's ArcFace service: aligned crop -> embedding
     defaults: FaceConfig
     model: dict[str, str]  # embedder name and version
     dim: int  # embedding size
@@ -148,7 +149,8 @@ async def embed_crops(svc: FaceService, images: list[bytes]) -> list[np.ndarray]
         raise InvalidInput("no image in the request")
     if len(images) > MAX_IMAGES:
         raise InvalidInput(f"{len(images)} images in one request; the limit is {MAX_IMAGES}")
-    return [r.value for r in await asyncio.gather(*(svc.crops.submit(img) for img in images))]
+    _, service = svc.crops.pick()
+    return [r.value for r in await asyncio.gather(*(service.pipeline.submit(img) for img in images))]
 
 
 async def detect(svc: FaceService, inputs: Inputs) -> Answer:

@@ -103,6 +103,25 @@ class AuthConfig(_Strict):
     read_keys: list[Annotated[str, Field(min_length=16)]] = Field(default_factory=list)
 
 
+class VersionPolicyConfig(_Strict):
+    """Triton-style: serve the newest ``latest`` versions, or the ``specific`` ones, or ``all``."""
+
+    latest: int | None = Field(None, ge=1)
+    specific: list[int] | None = None
+    all: bool = False
+
+
+class ModelConfig(_Strict):
+    version_policy: VersionPolicyConfig = VersionPolicyConfig()
+    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class ModelControlConfig(_Strict):
+    poll_interval_s: float = Field(0.0, ge=0, description="0: no polling; load with the API")
+    drain_timeout_s: float = Field(30.0, gt=0)
+    sticky_header: str = "x-variant-key"
+
+
 class Config(_Strict):
     http_port: int = Field(9998, ge=0, le=65535)
     rpc_port: int = Field(18091, ge=0, le=65535)
@@ -117,6 +136,8 @@ class Config(_Strict):
     face: FaceConfig = FaceConfig()
     gallery: GalleryConfig = GalleryConfig()
     auth: AuthConfig = AuthConfig()
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    model_control: ModelControlConfig = ModelControlConfig()
 
     def op_config(self, name: str) -> OpConfig:
         if name in self.op:

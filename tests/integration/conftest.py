@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,3 +86,34 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running = start_server(models_dir, tmp_path_factory.mktemp("server"))
     yield running
     stop_server(running)
+
+
+def private_repository(models_dir: Path, root: Path) -> Path:
+    """A model repository of our own: every model linked to the real one, ``mobilefacenet`` as a real
+    folder (version 1 linked) so that versions can be added to it."""
+    root.mkdir(parents=True, exist_ok=True)
+    for d in models_dir.iterdir():
+        if d.is_dir() and not d.name.startswith(".") and d.name != "mobilefacenet":
+            (root / d.name).symlink_to(d.resolve())
+    (root / "mobilefacenet").mkdir()
+    (root / "mobilefacenet" / "1").symlink_to((models_dir / "mobilefacenet" / "1").resolve())
+    return root
+
+
+def add_version(repo: Path, version: int, broken: bool = False) -> Path:
+    """``mobilefacenet`` version ``version``: a copy of version 1 (``broken``: its golden outputs
+    negated, so the self-test must reject it)."""
+    import json
+
+    import numpy as np
+
+    src, dst = repo / "mobilefacenet" / "1", repo / "mobilefacenet" / f".tmp{version}"
+    shutil.copytree(src.resolve(), dst)
+    manifest = json.loads((dst / "bundle.json").read_text())
+    (dst / "bundle.json").write_text(json.dumps(manifest | {"version": version}))
+    if broken:
+        golden = dict(np.load(dst / "golden.npz"))
+        np.savez(dst / "golden.npz", **{k: -v if k.startswith("output") else v for k, v in golden.items()})
+    final = repo / "mobilefacenet" / str(version)
+    dst.rename(final)  # appears complete, in one step, to a polling server
+    return final

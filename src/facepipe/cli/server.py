@@ -99,5 +99,5 @@ def serve(
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
-    server = build_server(cfg, models, data)
+    server = build_server(cfg, models, data, config_path=config)
     asyncio.run(server.run())

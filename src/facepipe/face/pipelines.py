@@ -62,15 +62,19 @@ class FaceEmbedOp:
         return batch
 
 
-def embedder(config: Config, repo: Repository) -> Bundle:
+def embedder_name(config: Config) -> str:
     """The embedding model: the ``ArcFace`` op's ``model_config`` (default ``mobilefacenet``)."""
-    return repo.bundle(config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet")
+    return config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
 
 
-def arcface(config: Config, repo: Repository) -> Pipeline:
-    """The seed's ``ArcFace`` service: an aligned face crop -> resize to 112x112 -> embedding."""
+def embedder(config: Config, repo: Repository) -> Bundle:
+    return repo.bundle(embedder_name(config))
+
+
+def arcface(config: Config, bundle: Bundle) -> Pipeline:
+    """The seed's ``ArcFace`` service on one version of the embedding bundle: an aligned face crop
+    -> resize to 112x112 -> embedding."""
     op = config.op_config("ArcFace").local_service_conf
-    bundle = embedder(config, repo)
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     return Pipeline(
         "ArcFace",

@@ -21,6 +21,7 @@ from facepipe.protos import pipeline_service_pb2_grpc as seed_grpc
 from facepipe.serving import kserve, seed
 from facepipe.serving.service import metadata
 from facepipe.serving.state import ServerState
+from facepipe.serving.versions import VARIANT
 
 log = logging.getLogger(__name__)
 CONTENTS = {
@@ -53,7 +54,9 @@ class SeedServicer(seed_grpc.PipelineServiceServicer):
         t0, name, status = time.perf_counter(), request.name or default, "ok"
         try:
             feed = seed.feed_of(list(request.key), list(request.value))
-            reply = await seed.predict(self.state, name, feed, as_json=False)
+            sticky = dict(context.invocation_metadata() or ()).get(self.state.sticky_header)
+            reply = await seed.predict(self.state, name, feed, as_json=False, sticky=sticky)
+            await context.send_initial_metadata(((VARIANT, reply.variant),))
             values = [v if isinstance(v, str) else str(v) for v in reply.values]
             return seed_pb.Response(err_no=0, err_msg="", key=reply.keys, value=values)
         except Exception as exc:
@@ -105,7 +108,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             model = self.state.model(request.name, request.version or None)
         except FacepipeError as err:
             await _abort(context, err)
-        meta = metadata(model, sorted(self.state.models[request.name]))
+        meta = metadata(model, self.state.models[request.name].names())
         spec = pb.ModelMetadataResponse.TensorMetadata
         tensors = {k: [spec(**t) for t in meta[k]] for k in ("inputs", "outputs")}
         return pb.ModelMetadataResponse(
@@ -115,7 +118,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         t0, name, status = time.perf_counter(), request.model_name, "ok"
         try:
-            model = self.state.model(name, request.model_version or None)
+            sticky = dict(context.invocation_metadata() or ()).get(self.state.sticky_header)
+            model = self.state.model(name, request.model_version or None, sticky)
             outputs = await model.infer(request_inputs(request))
             names = kserve.pick_outputs(model.name, [o.name for o in request.outputs], outputs)
             response = pb.ModelInferResponse(

@@ -65,8 +65,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.variants = Counter(
+            "facepipe_variant_requests",
+            "Requests answered by each version of a model or service (A/B traffic split)",
+            ["model", "version"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge("facepipe_in_flight", "Requests in flight", registry=self.registry)
         self.registry.register(StageCollector(pipelines))
+
+    def variant(self, model: str, version: str) -> None:
+        self.variants.labels(model, version).inc()
 
     def observe(self, endpoint: str, status: str, seconds: float) -> None:
         self.requests.labels(endpoint, status).inc()

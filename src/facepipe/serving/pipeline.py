@@ -39,6 +39,7 @@ class Pipeline:
         self._ids = itertools.count(1)
         self._running = False
         self.in_flight = 0
+        self.variant = ""  # the model version it serves, where versions of one service coexist
 
     def start(self) -> None:
         started: list[Stage] = []

@@ -19,6 +19,7 @@ PROFILE_KEY = "pipeline.profile"
 class SeedReply:
     keys: list[str]
     values: list[Any]  # numpy repr strings, or nested lists when JSON numbers were asked for
+    variant: str = ""  # "<service>/<version>" that answered
 
 
 def numpy_repr(arr: np.ndarray) -> str:
@@ -58,16 +59,22 @@ def feed_of(keys: Any, values: Any) -> dict[str, str]:
     return dict(zip(keys, values, strict=True))
 
 
-async def predict(state: ServerState, name: str, feed: dict[str, str], as_json: bool) -> SeedReply:
-    """Run seed service ``name``; ``pipeline.profile: "1"`` in the feed adds per-stage timings."""
+async def predict(
+    state: ServerState, name: str, feed: dict[str, str], as_json: bool, sticky: str | None = None
+) -> SeedReply:
+    """Run seed service ``name`` on the version its traffic split picks (``sticky``: the request's
+    sticky key); ``pipeline.profile: "1"`` in the feed adds per-stage timings."""
     service = state.seed.get(name)
     if service is None:
         raise NotFound(f"service {name!r} is not served; services: {sorted(state.seed)}")
     profile = feed.pop(PROFILE_KEY, "0") in ("1", "true")
-    result = await service.pipeline.submit(service.feed(feed))
+    version, variant = service.variants.pick(sticky)
+    result = await variant.pipeline.submit(service.feed(feed))
     out = service.fetch(result.value)
     as_json = as_json or state.json_numbers
-    reply = SeedReply(list(out), [o.tolist() if as_json else numpy_repr(o) for o in out.values()])
+    values = [o.tolist() if as_json else numpy_repr(o) for o in out.values()]
+    reply = SeedReply(list(out), values, f"{name}/{version}")
+    state.metrics.variant(name, version)
     if profile:
         reply.keys.append(PROFILE_KEY)
         timings = [{"op": s, "in_ms": q, "midp_ms": r} for s, q, r in result.profile]

@@ -71,14 +71,13 @@ class Server:
 
     async def run(self) -> None:
         sys.setswitchinterval(self.options.switch_interval_s)
-        pipelines = self.state.pipelines()
-        for p in pipelines:
+        for p in self.state.pipelines():
             await asyncio.to_thread(p.start)
         try:
             await self._serve()
         finally:
             self.state.ready = False
-            for p in pipelines:
+            for p in self.state.pipelines():  # also the versions loaded while serving
                 await asyncio.to_thread(p.stop)
             if self.tracer is not None:
                 self.tracer.stop()

@@ -15,14 +15,22 @@ from facepipe.serving.kserve import datatype_of
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.runtime.onnx import OnnxSession
 from facepipe.serving.stage import StageConfig
+from facepipe.serving.versions import Versions
+
+
+class Servable(Protocol):
+    """A loaded version of a model or service: what answers through its pipeline."""
+
+    pipeline: Pipeline
 
 
 @dataclass(slots=True)
 class SeedService:
-    """A seed ``/{name}/prediction`` service: key/value strings in, named arrays out."""
+    """A seed ``/{name}/prediction`` service: key/value strings in, named arrays out, answered by one
+    of its loaded versions."""
 
     name: str
-    pipeline: Pipeline
+    variants: Versions[Any]  # version -> Servable
     feed: Callable[[dict[str, str]], Any]
     fetch: Callable[[Any], dict[str, np.ndarray]]
 

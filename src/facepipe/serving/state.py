@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from facepipe.errors import NotFound
+from facepipe.serving.control import ModelControl
 from facepipe.serving.metrics import Metrics
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
 from facepipe.serving.service import InferModel, SeedService
+from facepipe.serving.versions import Versions
 
 
 @dataclass(slots=True)
 class ServerState:
     seed: dict[str, SeedService]
-    models: dict[str, dict[str, InferModel]]  # name -> version -> model
+    models: dict[str, Versions[InferModel]]  # name -> its loaded versions
     repository: Repository | None = None
     max_body_bytes: int = 20 * 1024 * 1024
     json_numbers: bool = False
     ready: bool = False
+    sticky_header: str = "x-variant-key"  # a request header that keeps a user on one A/B variant
+    statuses: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # load failures
+    control: ModelControl | None = None
+    authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     metrics: Metrics = field(init=False)
 
@@ -28,34 +35,41 @@ class ServerState:
     def pipelines(self) -> list[Pipeline]:
         seen: dict[int, Pipeline] = {id(p): p for p in self.extra}
         for svc in self.seed.values():
-            seen[id(svc.pipeline)] = svc.pipeline
+            for _, v in svc.variants.items():
+                seen[id(v.pipeline)] = v.pipeline
         for versions in self.models.values():
-            for m in versions.values():
+            for _, m in versions.items():
                 p = getattr(m, "pipeline", None)
                 if isinstance(p, Pipeline):
                     seen[id(p)] = p
         return list(seen.values())
 
-    def model(self, name: str, version: str | None = None) -> InferModel:
+    def versions(self, name: str) -> Versions[InferModel]:
         versions = self.models.get(name)
-        if not versions:
+        if versions is None:
             raise NotFound(f"unknown model {name!r}; served: {sorted(self.models)}")
+        return versions
+
+    def model(self, name: str, version: str | None = None, sticky: str | None = None) -> InferModel:
+        """Model ``name`` at ``version``; without one, the version its traffic split picks."""
+        versions = self.versions(name)
         if version is None:
-            return versions[max(versions, key=lambda v: int(v) if v.isdigit() else -1)]
-        if version not in versions:
-            raise NotFound(f"model {name!r} has no version {version!r} (versions: {sorted(versions)})")
-        return versions[version]
+            chosen, model = versions.pick(sticky)
+            self.metrics.variant(name, chosen)
+            return model
+        return versions.get(version)
 
     def index(self) -> list[dict[str, str]]:
         """The repository index (KServe repository extension): every version, its state and why."""
         if self.repository is None:
             return []
-        served = {(n, v) for n, vs in self.models.items() for v in vs}
+        served = {(n, v) for n, vs in self.models.items() for v in vs.names()}
         rows = []
         for e in self.repository.index():
             row = {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
             if e.state == "READY" and (e.name, e.version) not in served:
-                row |= {"state": "UNAVAILABLE", "reason": "not loaded"}
+                state, reason = self.statuses.get((e.name, e.version), ("UNAVAILABLE", "not loaded"))
+                row |= {"state": state, "reason": reason}
             rows.append(row)
         return rows
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,15 +15,23 @@ from facepipe.serving.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
+def _labels(pipelines: list[Pipeline]) -> dict[int, str]:
+    """Pipeline names, with ``@version`` where several versions of one service are loaded (A/B)."""
+    counts = Counter(p.name for p in pipelines)
+    return {id(p): p.name if counts[p.name] == 1 else f"{p.name}@{p.variant}" for p in pipelines}
+
+
 def render(pipelines: list[Pipeline], workers: int = 1) -> list[str]:
     """One tracer record, as the lines the seed writes (without timestamps)."""
     lines = ["==================== TRACER ======================"]
+    label = _labels(pipelines)
     for p in pipelines:
+        suffix = "" if label[id(p)] == p.name else f"@{p.variant}"
         for s in p.stages:
             snap = s.stats.snapshot(s.config.concurrency)
             hist = ", ".join(f"{k}:{v}" for k, v in snap.batch_sizes.items())
             lines += [
-                f"Op({s.name}):",
+                f"Op({s.name}{suffix}):",
                 f"\tin[{snap.in_ms:.3f} ms]",
                 "\tprep[0.000 ms]",
                 f"\tmidp[{snap.midp_ms:.3f} ms]",
@@ -34,7 +43,7 @@ def render(pipelines: list[Pipeline], workers: int = 1) -> list[str]:
     for p in pipelines:
         req = p.requests.snapshot()
         lines += [
-            f"DAGExecutor({p.name}):",
+            f"DAGExecutor({label[id(p)]}):",
             f"\tQuery count[{req.count}]",
             f"\tQPS[{req.qps:.2f} q/s]",
             f"\tSucc[{req.success:.5f}]",
