@@ -86,7 +86,7 @@ class GalleryConfig(_Strict):
     file: str = "gallery.db"
     index: Literal["exact", "ivf", "hnsw"] = "exact"
     ivf_nlist: int = Field(4096, ge=1)
-    ivf_nprobe: int = Field(64, ge=1)
+    ivf_nprobe: int = Field(1024, ge=1)
     hnsw_m: int = Field(32, ge=4, le=256)
     hnsw_ef_search: int = Field(128, ge=1)
     merge_every: int = Field(4096, ge=1)

@@ -12,7 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
+import tritonclient.grpc
+from tritonclient.utils import InferenceServerException
+from typer.testing import CliRunner
 
+from facepipe.cli import app
 from facepipe.loadgen import encode_post, open_loop, seed_ok
 from tests.integration.conftest import add_version, private_repository, start_server, stop_server
 
@@ -56,11 +61,20 @@ def test_load_swap_reject_and_unload(models_dir: Path, lfw_dir: Path, tmp_path: 
         row = index(run.url)[("mobilefacenet", "3")]
         assert row["state"] == "UNAVAILABLE" and "rejected" in row["reason"]
         assert seed(run.url, img) == (0, "ArcFace/2")  # the old version kept serving
+        listed = CliRunner().invoke(app, ["models", "list", "--url", run.url])
+        assert listed.exit_code == 0 and "rejected: self-test" in listed.stdout
         r = httpx.post(run.url + "/v2/repository/models/ArcFace/unload", json={"version": 2}, headers=ADMIN)
         assert r.json()["unloaded"] == ["2"]
         assert seed(run.url, img)[0] == 3002  # nothing loaded: refused clearly
         r = httpx.post(load, json={"parameters": {"version": "1"}}, headers=ADMIN, timeout=60)
         assert r.json()["versions"]["1"] == "loaded" and seed(run.url, img) == (0, "ArcFace/1")
+        grpc_client = tritonclient.grpc.InferenceServerClient(run.grpc)
+        with pytest.raises(InferenceServerException, match="API key"):
+            grpc_client.unload_model("mobilefacenet")
+        grpc_client.unload_model("mobilefacenet", headers=ADMIN)
+        assert seed(run.url, img)[0] == 3002
+        grpc_client.load_model("mobilefacenet", headers=ADMIN)  # the newest usable version: 2
+        assert seed(run.url, img) == (0, "ArcFace/2")
     finally:
         stop_server(run)
 

@@ -119,7 +119,7 @@ def test_unload_holds_a_version_out_until_loaded_again(tmp_path: Path) -> None:
         assert await ctl.unload("m", 2) == ["2"]
         await ctl.sync("m")  # a poll does not bring it back
         assert versions.names() == ["1"]
-        assert (await ctl.sync("m", pin=2)) == {"2": "loaded"}
+        assert (await ctl.sync("m", pin=2, explicit=True)) == {"2": "loaded"}
         assert versions.names() == ["1", "2"]
         with pytest.raises(NotFound, match="no version 7"):
             await ctl.sync("m", pin=7)

@@ -38,13 +38,36 @@ def models_pull(
 
 
 @models_app.command("list")
-def models_list(models: ModelsDir = Path("models")) -> None:
-    """List bundles in the repository with their state."""
-    from facepipe.models import list_bundles
+def models_list(
+    models: ModelsDir = Path("models"),
+    url: Annotated[
+        str | None, typer.Option("--url", help="Ask a running server instead: loaded, rejected and why.")
+    ] = None,
+) -> None:
+    """List bundles and versions with their state, and why a version is not ready.
 
-    table = Table("model", "version", "state")
-    for row in list_bundles(models):
-        table.add_row(*row)
+    Example: facepipe models list --url http://127.0.0.1:9998
+    """
+    table = Table("model", "version", "state", "reason")
+    if url:
+        import httpx
+
+        from facepipe.errors import Unreachable
+
+        try:
+            rows = httpx.post(url.rstrip("/") + "/v2/repository/index", timeout=30).json()
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"cannot reach {url}: {exc}") from None
+        for r in rows:
+            table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
+    else:
+        from facepipe.models import list_bundles
+
+        for name, version, state in list_bundles(models):
+            ok = state.startswith("ready")
+            table.add_row(
+                name, version, state if ok else "broken", "" if ok else state.removeprefix("broken: ")
+            )
     Console().print(table)
 
 

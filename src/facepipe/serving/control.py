@@ -129,22 +129,28 @@ class ModelControl:
                 except Exception:
                     log.exception("polling model %s failed", model)
 
-    async def sync(self, model: str, pin: int | None = None) -> dict[str, str]:
-        """Bring ``model`` in line with its policy (plus ``pin``): load what is new, then retire what
-        the policy dropped. Returns {version: outcome}."""
-        if model not in self.models():
-            raise NotFound(f"model {model!r} is not under model control; controlled: {sorted(self.models())}")
+    async def sync(self, model: str, pin: int | None = None, explicit: bool = False) -> dict[str, str]:
+        """Bring ``model`` in line with its policy, over the versions that are neither held out nor
+        rejected-and-unchanged: load what is new, then retire what the policy dropped. ``explicit``
+        (a load call) lifts the holds of earlier unload calls; ``pin`` also loads that version.
+        Returns {version: outcome}."""
+        self.resolve(model)
         async with self._lock:
-            if pin is not None:
-                self.held_out.discard((model, pin))
             available = self.repo.versions(model)
-            wanted = {v for v in self.policies.get(model, Policy()).wanted(available)} | (
-                {pin} if pin is not None and pin in available else set()
-            )
             if pin is not None and pin not in available:
                 raise NotFound(f"model {model!r} has no version {pin} in the repository (has {available})")
-            wanted -= {v for m, v in self.held_out if m == model}
-            wanted -= {v for v in wanted if v != pin and self._still_rejected(model, v)}
+            if explicit:
+                self.held_out = {
+                    (m, v) for m, v in self.held_out if m != model or (pin is not None and v != pin)
+                }
+            usable = [
+                v
+                for v in available
+                if (model, v) not in self.held_out and (v == pin or not self._still_rejected(model, v))
+            ]
+            wanted = set(self.policies.get(model, Policy()).wanted(usable)) | (
+                {pin} if pin is not None else set()
+            )
             outcome: dict[str, str] = {}
             for m in (m for m in self.managed if m.model == model):
                 served = {int(v) for v in m.versions.names() if v.isdigit()}
@@ -168,9 +174,10 @@ class ModelControl:
 
     async def unload(self, model: str, version: int | None = None) -> list[str]:
         """Take ``version`` (default: every version) of ``model`` out of service until loaded again."""
-        if model not in self.models():
-            raise NotFound(f"model {model!r} is not under model control; controlled: {sorted(self.models())}")
+        self.resolve(model)
         async with self._lock:
+            if version is None:
+                self.held_out |= {(model, v) for v in self.repo.versions(model)}
             gone: list[str] = []
             for m in (m for m in self.managed if m.model == model):
                 for v in [x for x in m.versions.names() if version is None or x == str(version)]:

@@ -13,12 +13,13 @@ from typing import Any
 import grpc
 import numpy as np
 
-from facepipe.errors import FacepipeError, Overloaded, as_facepipe_error
+from facepipe.errors import FacepipeError, InvalidInput, NotFound, Overloaded, as_facepipe_error
 from facepipe.protos import grpc_predict_v2_pb2 as pb
 from facepipe.protos import grpc_predict_v2_pb2_grpc as pb_grpc
 from facepipe.protos import pipeline_service_pb2 as seed_pb
 from facepipe.protos import pipeline_service_pb2_grpc as seed_grpc
 from facepipe.serving import kserve, seed
+from facepipe.serving.control import ModelControl
 from facepipe.serving.service import metadata
 from facepipe.serving.state import ServerState
 from facepipe.serving.versions import VARIANT
@@ -141,6 +142,42 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:
         models = [pb.RepositoryIndexResponse.ModelIndex(**row) for row in self.state.index()]
         return pb.RepositoryIndexResponse(models=models)
+
+    async def _control(self, request: Any, context: Any) -> tuple[ModelControl, str, int | None]:
+        meta = dict(context.invocation_metadata() or ())
+        self.state.authorize(meta.get("x-api-key"))
+        if self.state.control is None:
+            raise NotFound("model control is not enabled on this server")
+        param = request.parameters.get("version") if "version" in request.parameters else None
+        raw = (
+            None if param is None else getattr(param, param.WhichOneof("parameter_choice") or "string_param")
+        )
+        if raw is not None and not str(raw).isdigit():
+            raise InvalidInput(f"version: expected a number, got {raw!r}")
+        return (
+            self.state.control,
+            self.state.control.resolve(request.model_name),
+            None if raw is None else int(raw),
+        )
+
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        try:
+            control, model, version = await self._control(request, context)
+            outcome = await control.sync(model, pin=version, explicit=True)
+            rejected = [f"version {v} {o}" for v, o in outcome.items() if o.startswith("rejected")]
+            if rejected:
+                raise InvalidInput(f"{model}: " + "; ".join(rejected))
+        except FacepipeError as err:
+            await _abort(context, err)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        try:
+            control, model, version = await self._control(request, context)
+            await control.unload(model, version)
+        except FacepipeError as err:
+            await _abort(context, err)
+        return pb.RepositoryModelUnloadResponse()
 
 
 class GrpcEdge:

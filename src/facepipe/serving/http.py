@@ -201,7 +201,7 @@ def control_routes(state: ServerState) -> list[Route]:
 
     async def load(control: ModelControl, name: str, params: dict[str, Any]) -> Any:
         model = control.resolve(name)
-        outcome = await control.sync(model, pin=_version(params))
+        outcome = await control.sync(model, pin=_version(params), explicit=True)
         rejected = {v: o for v, o in outcome.items() if o.startswith("rejected")}
         if rejected:
             raise InvalidInput(f"{model}: " + "; ".join(f"version {v} {o}" for v, o in rejected.items()))
