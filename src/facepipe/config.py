@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facepipe.errors import ConfigError
+from facepipe.serving.runtime import RuntimeSpec
 from facepipe.serving.stage import StageConfig
 
 
@@ -37,6 +38,8 @@ class LocalServiceConf(_Strict):
     device_type: int = Field(0, ge=0)
     thread_num: int = Field(1, ge=1)
     precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16)$")
+    engine: Literal["auto", "onnxruntime", "torch"] = "auto"
+    cuda_graphs: bool = True
     ir_optim: bool = True
     mem_optim: bool = True
 
@@ -169,6 +172,23 @@ def load_config(path: Path | None) -> Config:
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     return parse_config(raw)
+
+
+def runtime_spec(op: OpConfig) -> RuntimeSpec:
+    """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` (the
+    first listed) with PyTorch; 0 runs on CPU with onnxruntime (``engine: torch`` for PyTorch)."""
+    c = op.local_service_conf
+    gpu = c.device_type == 1
+    first = c.devices.split(",")[0].strip()
+    engine = "torch" if gpu or c.engine == "torch" else "onnxruntime"
+    return RuntimeSpec(
+        threads=c.thread_num,
+        device="cuda" if gpu else "cpu",
+        index=int(first) if first.isdigit() else 0,
+        precision=c.precision.lower(),
+        engine=engine,
+        cuda_graphs=c.cuda_graphs,
+    )
 
 
 def stage_config(config: Config, name: str, op: OpConfig | None = None) -> StageConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facepipe.config import Config, OpConfig, load_config, stage_config
+from facepipe.config import Config, OpConfig, load_config, runtime_spec, stage_config
 from facepipe.errors import InvalidInput, ModelError
 from facepipe.face import pipelines
 from facepipe.face.decode import b64decode, sniff
@@ -120,9 +120,7 @@ def _tensor_builder(config: Config) -> Callable[[Bundle], TensorModel]:
             batch_size=min(32, bundle.manifest.max_batch), auto_batching_timeout=1
         )
         stage = stage_config(config, name, op)
-        model = TensorModel.build(
-            bundle, stage, config.request_timeout_ms / 1000.0, op.local_service_conf.thread_num
-        )
+        model = TensorModel.build(bundle, stage, config.request_timeout_ms / 1000.0, runtime_spec(op))
         model.pipeline.variant = str(bundle.manifest.version)
         return model
 

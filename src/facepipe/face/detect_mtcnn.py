@@ -9,13 +9,14 @@ once per batch over the candidate boxes of every image in it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from facepipe.face.faces import DetectParams, Face, Photo, keep_faces
 from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime.onnx import OnnxSession
+from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
 
 FACTOR = 0.709
 CELL, STRIDE = 12, 2
@@ -24,7 +25,7 @@ CELL, STRIDE = 12, 2
 @dataclass(slots=True)
 class Net:
     bundle: Bundle
-    session: OnnxSession
+    session: Any
 
     def prepare(self, patches: np.ndarray) -> np.ndarray:
         """uint8 RGB NHWC -> the net's input (normalised, transposed when the bundle says so)."""
@@ -33,7 +34,8 @@ class Net:
         return np.ascontiguousarray(x.transpose(0, 2, 1, 3) if pre.transposed else x)
 
     def run(self, patches: np.ndarray) -> list[np.ndarray]:
-        return self.session.run({self.session.input_names[0]: self.prepare(patches)})
+        out: list[np.ndarray] = self.session.run({self.session.input_names[0]: self.prepare(patches)})
+        return out
 
 
 def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -100,10 +102,10 @@ def scales(h: int, w: int, min_face: float) -> list[float]:
 class MtcnnDetector:
     """``detect(images, params)``: per image, the faces found, best first."""
 
-    def __init__(self, pnet: Bundle, rnet: Bundle, onet: Bundle, threads: int = 1) -> None:
-        self.pnet = Net(pnet, OnnxSession(pnet, threads))
-        self.rnet = Net(rnet, OnnxSession(rnet, threads))
-        self.onet = Net(onet, OnnxSession(onet, threads))
+    def __init__(self, pnet: Bundle, rnet: Bundle, onet: Bundle, runtime: RuntimeSpec = CPU) -> None:
+        self.pnet = Net(pnet, open_session(pnet, runtime.without_graphs()))
+        self.rnet = Net(rnet, open_session(rnet, runtime))
+        self.onet = Net(onet, open_session(onet, runtime))
 
     def proposals(self, image: np.ndarray, p: DetectParams) -> np.ndarray:
         h, w = image.shape[:2]
@@ -198,13 +200,13 @@ class MtcnnDetector:
 class MtcnnOp:
     """Photos in, the same photos out with their faces (filtered by size, largest first)."""
 
-    def __init__(self, nets: list[Bundle], threads: int = 1) -> None:
-        self.nets, self.threads = nets, threads
+    def __init__(self, nets: list[Bundle], runtime: RuntimeSpec = CPU) -> None:
+        self.nets, self.runtime = nets, runtime
         self.detector: MtcnnDetector | None = None
 
     def setup(self) -> None:
         pnet, rnet, onet = self.nets
-        self.detector = MtcnnDetector(pnet, rnet, onet, self.threads)
+        self.detector = MtcnnDetector(pnet, rnet, onet, self.runtime)
 
     def __call__(self, batch: list[Photo]) -> list[Photo]:
         if self.detector is None:

@@ -8,16 +8,21 @@ import cv2
 import numpy as np
 
 from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime.onnx import OnnxSession
+from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+
+
+def resized(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
+    """RGB uint8 crops at the bundle's input size, stacked (N, H, W, 3)."""
+    h, w = bundle.manifest.preprocess.size or [112, 112]
+    return np.stack(
+        [c if c.shape[:2] == (h, w) else cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in crops]
+    )
 
 
 def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     """RGB uint8 crops -> the bundle's input tensor (resized, colour order, mean/std, layout)."""
     pre = bundle.manifest.preprocess
-    h, w = pre.size or [112, 112]
-    arr = np.stack(
-        [c if c.shape[:2] == (h, w) else cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in crops]
-    )
+    arr = resized(crops, bundle)
     if pre.color.upper() == "BGR":
         arr = arr[..., ::-1]
     x = (arr.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
@@ -29,19 +34,21 @@ def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
 class EmbedOp:
     """Batch of crops (HxWx3 uint8 RGB) -> batch of embeddings (float32, unit length)."""
 
-    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+    def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
         self.bundle = bundle
-        self.threads = threads
-        self.session: OnnxSession | None = None
+        self.runtime = runtime
+        self.session: Any = None
 
     def setup(self) -> None:
-        self.session = OnnxSession(self.bundle, self.threads)
+        self.session = open_session(self.bundle, self.runtime)
 
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:
             raise RuntimeError("EmbedOp.setup() was not called")
-        x = to_tensor(batch, self.bundle)
-        emb = self.session.run({self.session.input_names[0]: x})[0]
+        if hasattr(self.session, "run_pixels"):  # normalised on the device
+            emb = self.session.run_pixels(resized(batch, self.bundle))[0]
+        else:
+            emb = self.session.run({self.session.input_names[0]: to_tensor(batch, self.bundle)})[0]
         if not self.bundle.manifest.normalized:
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-10)
         return list(emb.astype(np.float32))

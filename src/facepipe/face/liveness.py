@@ -9,7 +9,7 @@ import numpy as np
 
 from facepipe.face.faces import Face, Photo
 from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime.onnx import OnnxSession
+from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
 
 
 def face_patch(image: np.ndarray, face: Face, size: int) -> np.ndarray:
@@ -24,13 +24,13 @@ def face_patch(image: np.ndarray, face: Face, size: int) -> np.ndarray:
 class LivenessOp:
     """Photos in, the same photos out with ``face.liveness`` set where ``params.liveness`` asked."""
 
-    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
-        self.bundle, self.threads = bundle, threads
-        self.session: OnnxSession | None = None
+    def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
+        self.bundle, self.runtime = bundle, runtime
+        self.session: Any = None
         self.spoof_above = float(bundle.manifest.extra.get("spoof_above", 0.2))
 
     def setup(self) -> None:
-        self.session = OnnxSession(self.bundle, self.threads)
+        self.session = open_session(self.bundle, self.runtime)
 
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facepipe.config import Config, stage_config
+from facepipe.config import Config, runtime_spec, stage_config
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_mtcnn import MtcnnOp
@@ -74,13 +74,13 @@ def embedder(config: Config, repo: Repository) -> Bundle:
 def arcface(config: Config, bundle: Bundle) -> Pipeline:
     """The seed's ``ArcFace`` service on one version of the embedding bundle: an aligned face crop
     -> resize to 112x112 -> embedding."""
-    op = config.op_config("ArcFace").local_service_conf
+    runtime = runtime_spec(config.op_config("ArcFace"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     return Pipeline(
         "ArcFace",
         [
             (stage_config(config, "decode"), lambda: decode_op(limits)),
-            (stage_config(config, "ArcFace"), lambda: EmbedOp(bundle, op.thread_num)),
+            (stage_config(config, "ArcFace"), lambda: EmbedOp(bundle, runtime)),
         ],
         timeout_s=config.request_timeout_ms / 1000.0,
     )
@@ -88,18 +88,23 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
 
 def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
     """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
-    threads = config.op_config("ArcFace").local_service_conf.thread_num
+    embed_runtime = runtime_spec(config.op_config("ArcFace"))
     embed_bundle = embedder(config, repo)
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
-    det_threads = config.op_config("detect").local_service_conf.thread_num
+    det_runtime = runtime_spec(config.op_config("detect"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     steps: list[tuple[StageConfig, OpFactory]] = [
         (stage_config(config, "decode"), lambda: photo_decode_op(limits)),
-        (stage_config(config, "detect"), lambda: MtcnnOp(nets, det_threads)),
+        (stage_config(config, "detect"), lambda: MtcnnOp(nets, det_runtime)),
         (stage_config(config, "align"), align_op),
-        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embed_bundle, threads))),
+        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embed_bundle, embed_runtime))),
     ]
     if repo.versions("antispoof"):
         spoof = repo.bundle("antispoof")
-        steps.append((stage_config(config, "liveness"), lambda: LivenessOp(spoof)))
+        steps.append(
+            (
+                stage_config(config, "liveness"),
+                lambda: LivenessOp(spoof, runtime_spec(config.op_config("liveness"))),
+            )
+        )
     return Pipeline(f"photos-{detector}", steps, timeout_s=config.request_timeout_ms / 1000.0)

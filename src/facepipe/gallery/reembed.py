@@ -7,7 +7,6 @@ picked up, so an interrupted run continues where it stopped.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facepipe.config import Config, load_config
+from facepipe.config import Config, load_config, runtime_spec
 from facepipe.face import pipelines
 from facepipe.face.embed import EmbedOp
 from facepipe.gallery.store import Store
@@ -41,7 +40,7 @@ class Reembedder:
     def open(cls, config_path: Path | None, models: Path, data: Path) -> Reembedder:
         config: Config = load_config(config_path)
         bundle = pipelines.embedder(config, Repository(models))
-        op = EmbedOp(bundle, threads=os.cpu_count() or 1)
+        op = EmbedOp(bundle, runtime_spec(config.op_config("ArcFace")))
         op.setup()
         model = (bundle.manifest.name, str(bundle.manifest.version))
         return cls(Store(data / config.gallery.file), op, model)

@@ -13,7 +13,7 @@ from facepipe.errors import InvalidInput
 from facepipe.serving.bundle import Bundle, TensorSpec
 from facepipe.serving.kserve import datatype_of
 from facepipe.serving.pipeline import Pipeline
-from facepipe.serving.runtime.onnx import OnnxSession
+from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
 from facepipe.serving.stage import StageConfig
 from facepipe.serving.versions import Versions
 
@@ -80,12 +80,12 @@ def check_inputs(model: InferModel, inputs: dict[str, np.ndarray]) -> None:
 class TensorOp:
     """Runs a bundle on requests' tensors; requests of equal shape are concatenated into one call."""
 
-    def __init__(self, bundle: Bundle, threads: int) -> None:
-        self.bundle, self.threads = bundle, threads
-        self.session: OnnxSession | None = None
+    def __init__(self, bundle: Bundle, runtime: RuntimeSpec) -> None:
+        self.bundle, self.runtime = bundle, runtime
+        self.session: Any = None
 
     def setup(self) -> None:
-        self.session = OnnxSession(self.bundle, self.threads)
+        self.session = open_session(self.bundle, self.runtime)
 
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:
@@ -123,8 +123,10 @@ class TensorModel:
         self.name, self.version, self.inputs, self.outputs = m.name, str(m.version), m.inputs, m.outputs
 
     @classmethod
-    def build(cls, bundle: Bundle, stage: StageConfig, timeout_s: float, threads: int = 1) -> TensorModel:
-        pipeline = Pipeline(bundle.manifest.name, [(stage, lambda: TensorOp(bundle, threads))], timeout_s)
+    def build(
+        cls, bundle: Bundle, stage: StageConfig, timeout_s: float, runtime: RuntimeSpec = CPU
+    ) -> TensorModel:
+        pipeline = Pipeline(bundle.manifest.name, [(stage, lambda: TensorOp(bundle, runtime))], timeout_s)
         return cls(bundle, pipeline)
 
     def ready(self) -> bool:

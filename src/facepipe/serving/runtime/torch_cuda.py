@@ -1,0 +1,125 @@
+"""PyTorch runtime: a bundle's ONNX graph on CUDA (or CPU), fp16 or fp32, channels-last, with one CUDA
+graph per batch-size bucket (a batch is padded up to its bucket and the graph replayed).
+
+``run_pixels`` takes uint8 NHWC images and does the normalisation on the device: a quarter of the
+bytes cross PCIe and the CPU does no float work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+
+from facepipe.serving.bundle import Bundle
+from facepipe.serving.runtime.torch_graph import OnnxModule
+
+log = logging.getLogger(__name__)
+BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+@dataclass(slots=True, frozen=True)
+class Device:
+    """Where a bundle runs: the seed's ``device_type`` (0 CPU, 1 GPU), ``devices`` and ``precision``."""
+
+    kind: str = "cpu"  # "cpu" or "cuda"
+    index: int = 0
+    precision: str = "fp32"  # "fp32" or "fp16"
+    cuda_graphs: bool = True
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(f"cuda:{self.index}" if self.kind == "cuda" else "cpu")
+
+
+@dataclass(slots=True)
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    x: torch.Tensor  # static input
+    outs: tuple[torch.Tensor, ...]  # static outputs
+
+
+class TorchSession:
+    def __init__(self, bundle: Bundle, device: Device) -> None:
+        self.bundle, self.device = bundle, device
+        self.dtype = (
+            torch.float16 if device.precision.lower() == "fp16" and device.kind == "cuda" else torch.float32
+        )
+        module = OnnxModule(onnx.load(str(bundle.model_path))).eval()
+        self.module = module.to(device.torch_device, self.dtype)
+        module.float_dtype = self.dtype
+        self.input_names, self.output_names = module.input_names, module.output_names
+        self.max_batch = max(1, bundle.manifest.max_batch)
+        pre = bundle.manifest.preprocess
+        self._mean = torch.tensor(pre.mean, device=device.torch_device, dtype=torch.float32)
+        self._std = torch.tensor(pre.std, device=device.torch_device, dtype=torch.float32)
+        self._bgr = pre.color.upper() == "BGR"
+        self._nchw = bundle.manifest.inputs[0].layout == "NCHW"
+        self._graphs: dict[tuple[int, ...], _Graph] = {}
+        self._lock = threading.Lock()
+        self._use_graphs = device.kind == "cuda" and device.cuda_graphs
+        self._stream = torch.cuda.Stream(device.torch_device) if self._use_graphs else None  # type: ignore[no-untyped-call]
+
+    def _bucket(self, n: int) -> int:
+        return next((b for b in BUCKETS if b >= n), n)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = x.shape[0]
+        if not self._use_graphs:
+            with torch.inference_mode():
+                return tuple(self.module(x))
+        size = self._bucket(n)
+        key = (size, *x.shape[1:])
+        g = self._graphs.get(key) or self._capture(key)
+        g.x[:n].copy_(x)
+        g.graph.replay()
+        return tuple(o[:n] for o in g.outs)
+
+    def _capture(self, key: tuple[int, ...]) -> _Graph:
+        x = torch.zeros(key, device=self.device.torch_device, dtype=self.dtype)
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("CUDA graphs are off for this session")
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            for _ in range(2):  # warm up (cuDNN picks its kernels) before capture
+                self.module(x)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph):
+            outs = tuple(self.module(x))
+        self._graphs[key] = _Graph(graph, x, outs)
+        log.info("%s: CUDA graph captured for input %s", self.bundle.manifest.name, list(key))
+        return self._graphs[key]
+
+    def _numpy(self, outs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+        return [o.float().cpu().numpy() for o in outs]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Like ``OnnxSession.run``: float inputs (already normalised), outputs as float32 arrays."""
+        x = next(iter(inputs.values()))
+        parts = []
+        with self._lock:
+            for i in range(0, x.shape[0], self.max_batch):
+                t = torch.from_numpy(np.ascontiguousarray(x[i : i + self.max_batch]))
+                parts.append(self._numpy(self._forward(t.to(self.device.torch_device, self.dtype))))
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
+
+    def run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
+        """uint8 NHWC RGB images at the model's input size, normalised on the device."""
+        parts = []
+        with self._lock:
+            for i in range(0, pixels.shape[0], self.max_batch):
+                t = torch.from_numpy(np.ascontiguousarray(pixels[i : i + self.max_batch]))
+                t = t.to(self.device.torch_device, non_blocking=True).float()
+                if self._bgr:
+                    t = t.flip(-1)
+                x = ((t - self._mean) / self._std).to(self.dtype)
+                if self._nchw:
+                    x = x.permute(0, 3, 1, 2)
+                parts.append(self._numpy(self._forward(x)))
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]

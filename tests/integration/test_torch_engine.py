@@ -1,0 +1,35 @@
+"""``engine: torch`` in config runs the ArcFace service on PyTorch: the same embeddings as
+onnxruntime through the real server (CPU here; device_type 1 selects CUDA on a GPU machine)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.integration.conftest import Running, start_server, stop_server
+
+pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'facepipe[gpu]')")
+
+
+def embedding(url: str, img: str) -> np.ndarray:
+    body = {"key": ["image"], "value": [img]}
+    r = httpx.post(url + "/ArcFace/prediction?format=json", json=body, timeout=30).json()
+    assert r["err_no"] == 0, r
+    return np.asarray(r["value"][0], np.float32).ravel()
+
+
+def test_torch_engine_matches_onnxruntime(
+    server: Running, models_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    conf = {"local_service_conf": {"engine": "torch"}, "concurrency": 1, "batch_size": 8}
+    run = start_server(models_dir, tmp_path, {"op": {"ArcFace": conf}})
+    try:
+        for path in sorted((lfw_dir / "images").glob("*/*.jpg"))[:5]:
+            img = base64.b64encode(path.read_bytes()).decode()
+            assert np.abs(embedding(run.url, img) - embedding(server.url, img)).max() <= 1e-4
+    finally:
+        stop_server(run)
