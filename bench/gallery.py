@@ -174,8 +174,8 @@ def write_md(res: dict, path: Path) -> None:
         "(HNSW-Flat, M=32); "
         "the gallery also keeps a face-to-subject map (~100 MB at 1M).",
         "Defaults from this run: `gallery.index: ivf` with `ivf_nprobe: 1024` meets recall@1 ≥ 0.99 with p99 "
-        "≤ 25 ms at 1M; HNSW needs ef_search ≥ 1024 on these near-orthogonal synthetic vectors and builds 10x "
-        "slower. Exact search stays the default below ~100k faces.",
+        "≤ 25 ms at 1M; HNSW needs ef_search ≥ 1024 on these near-orthogonal synthetic vectors and "
+        "builds 10x slower. Exact search stays the default below ~100k faces.",
     ]
     if "store" in res:
         st = res["store"]
