@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,15 @@ class ControlPart:
 
 
 def build_server(
-    config: Config, models_dir: Path, data_dir: Path, on_started: Any = None, config_path: Path | None = None
+    config: Config,
+    models_dir: Path,
+    data_dir: Path,
+    on_started: Any = None,
+    config_path: Path | None = None,
+    sock: socket.socket | None = None,
+    worker: int = 0,
 ) -> Server:
+    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
     repo = Repository(models_dir)
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)
@@ -119,6 +127,7 @@ def build_server(
     app = build_app(state, [*routes, openapi_route()], server_version=__version__)
     grpc_face = face_grpc.handler(ops, state.metrics) if ops else None
     parts.insert(1, GrpcEdge(state, config.host, config.rpc_port, __version__, grpc_face))
-    tracer = Tracer(Path(config.log_dir) / "pipeline.tracer", config.dag.tracer.interval_s, state.pipelines)
-    options = ServerOptions(config.host, config.http_port)
+    name = "pipeline.tracer" + (f".{worker}" if worker else "")
+    tracer = Tracer(Path(config.log_dir) / name, config.dag.tracer.interval_s, state.pipelines)
+    options = ServerOptions(config.host, config.http_port, sock=sock)
     return Server(state, app, options, tracer, parts, on_started)

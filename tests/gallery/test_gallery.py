@@ -118,3 +118,21 @@ def test_concurrent_writers_keep_store_and_index_in_step(gallery: Gallery) -> No
     stored = {int(i) for ids, _, _ in gallery.store.embeddings(MODEL) for i in ids}
     indexed, _ = gallery.index.live()  # type: ignore[union-attr]
     assert stored == set(indexed.tolist()) and len(stored) == gallery.faces_count()
+
+
+def test_two_processes_on_one_store_stay_in_step(tmp_path: Path) -> None:
+    a = Gallery.open(tmp_path / "g.db", MODEL, DIM)
+    b = Gallery.open(tmp_path / "g.db", MODEL, DIM, "ivf")  # another process, another index kind
+
+    async def run() -> None:
+        await a.create_subject("ann", "Ann", {})
+        rows = await a.add_faces("ann", [new(1), new(2)])
+        assert b.identify(vec(1)[None], 1)[0][0].subject_id == "ann"  # enrolled by a, found by b
+        await a.update_subject("ann", "Anne", None)
+        await a.delete_face(rows[0][0].id)
+        match = b.identify(vec(1)[None], 1)[0][0]
+        assert (match.name, match.face_id) == ("Anne", rows[1][0].id)
+        await b.delete_subject("ann")
+        assert a.identify(vec(2)[None], 1) == [[]]
+
+    asyncio.run(run())

@@ -33,7 +33,7 @@ class Running:
     log_dir: Path
 
 
-def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Running:
+def start_server(models_dir: Path, tmp: Path, extra: dict | None = None, ready_s: float = 60) -> Running:
     port, rpc_port = free_port(), free_port()
     cfg = {
         "http_port": port,
@@ -61,7 +61,7 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Runn
     with (tmp / "server.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
@@ -72,7 +72,7 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None) -> Runn
             pass
         time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("server did not become ready in 60 s")
+    raise RuntimeError(f"server did not become ready in {ready_s:.0f} s")
 
 
 def stop_server(running: Running) -> int:

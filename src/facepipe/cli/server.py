@@ -114,13 +114,21 @@ def serve(
     Example: facepipe serve --config config.yml --http-port 9998
     """
     import asyncio
+    import socket
 
     from facepipe.app import build_server
     from facepipe.config import load_config
+    from facepipe.serving.workers import serve_workers
 
     cfg = load_config(config)
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
-    server = build_server(cfg, models, data, config_path=config)
-    asyncio.run(server.run())
+    if cfg.worker_num == 1:
+        asyncio.run(build_server(cfg, models, data, config_path=config).run())
+        return
+
+    def worker(sock: socket.socket, index: int) -> None:
+        asyncio.run(build_server(cfg, models, data, config_path=config, sock=sock, worker=index).run())
+
+    raise typer.Exit(serve_workers(cfg.worker_num, cfg.host, cfg.http_port, worker))

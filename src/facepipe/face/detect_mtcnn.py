@@ -106,6 +106,9 @@ class MtcnnDetector:
         self.pnet = Net(pnet, open_session(pnet, runtime.without_graphs()))
         self.rnet = Net(rnet, open_session(rnet, runtime))
         self.onet = Net(onet, open_session(onet, runtime))
+        for net in (self.rnet, self.onet):
+            if hasattr(net.session, "warmup"):
+                net.session.warmup()
 
     def proposals(self, image: np.ndarray, p: DetectParams) -> np.ndarray:
         h, w = image.shape[:2]

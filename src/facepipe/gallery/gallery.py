@@ -1,7 +1,9 @@
 """The gallery: the durable store and the search index kept in step, behind one writer.
 
-Every change runs on one writer thread: first the store's transaction commits, then the index is
-updated, so the index never holds a face the store lost, and a searcher never waits for a writer.
+Every change runs on one writer thread: first the store's transaction commits (with an entry in the
+store's change log), then the index follows the log, so the index never holds a face the store lost,
+and a searcher never waits for a writer. Several server processes share one store: each follows the
+change log before it searches, so an enrolment acknowledged by one is found by all.
 Embeddings belong to the model version that produced them; only faces of the serving model are
 indexed, and searching while faces of another version remain is refused until ``reembed``.
 """
@@ -42,11 +44,13 @@ class Match:
 class Gallery:
     def __init__(self, store: Store, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any):
         self.store, self.model, self.dim = store, model, dim
+        self.kind, self.opts = kind, opts
         self.index: ExactIndex | FaissIndex = make_index(kind, dim, **opts)
         self._subject_of: dict[int, str] = {}
         self._names: dict[str, str] = {}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
-        self._lock = threading.Lock()  # guards the maps above against the writer while searching
+        self._lock = threading.Lock()  # guards the maps and the index against concurrent catch-ups
+        self._seq = 0  # the last change-log entry applied
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
 
     @classmethod
@@ -56,7 +60,8 @@ class Gallery:
         return gallery
 
     def load(self) -> None:
-        """Build the index and the maps from the store (at start)."""
+        """Build the index and the maps from the store (at start, or after falling far behind)."""
+        self._seq = self.store.last_change()
         subjects, _ = self.store.subjects(0, 1 << 62)
         self._names = {s.id: s.name for s in subjects}
         self.stale = {m: n for m, n in self.store.model_counts().items() if m != self.model}
@@ -70,6 +75,7 @@ class Gallery:
         all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         all_vecs = np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
         self._subject_of = dict(zip(all_ids.tolist(), owners, strict=True))
+        self.index = make_index(self.kind, self.dim, **self.opts)
         if isinstance(self.index, FaissIndex):
             self.index.build(all_ids, all_vecs)
         elif len(all_ids):
@@ -80,16 +86,45 @@ class Gallery:
         self._writer.shutdown(wait=True)
         self.store.close()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], after: Callable[[T], None]) -> T:
-        """Run ``fn`` in one transaction on the writer thread, then ``after`` (index update) there."""
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one transaction on the writer thread, then bring the index up to date."""
 
         def run() -> T:
             out = self.store.write(fn)
-            with self._lock:
-                after(out)
+            self.catch_up()
             return out
 
         return await asyncio.wrap_future(self._writer.submit(run))
+
+    def catch_up(self) -> None:
+        """Apply the store's change log since the last entry applied (this process's writes and any
+        other process's). Idempotent: a face is re-read and indexed as the store now has it."""
+        with self._lock:
+            oldest, newest, changes = self.store.changes_since(self._seq)
+            if not changes:
+                return
+            if oldest > self._seq + 1 and self._seq:  # fell behind the log's pruning: start over
+                self.load()
+                return
+            for kind, ref in dict.fromkeys(changes):
+                if kind == "subject":
+                    found = self.store.subject(ref)
+                    if found is None:
+                        self._names.pop(ref, None)
+                    else:
+                        self._names[ref] = found.name
+                else:
+                    self._apply_face(int(ref))
+            self._seq = newest
+
+    def _apply_face(self, fid: int) -> None:
+        if fid in self._subject_of:
+            self.index.remove([fid])
+            del self._subject_of[fid]
+        row = self.store.face_vector(fid)
+        if row is not None and row[1] == self.model and row[2].shape == (self.dim,):
+            self.index.add(np.array([fid], np.int64), row[2][None, :])
+            self._subject_of[fid] = row[0]
 
     # -- subjects ---------------------------------------------------------------------------
 
@@ -104,7 +139,7 @@ class Gallery:
             except sqlite3.IntegrityError:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
-        return await self._write(insert, lambda s: self._names.__setitem__(s.id, s.name))
+        return await self._write(insert)
 
     def subject(self, sid: str) -> Subject:
         found = self.store.subject(sid)
@@ -120,7 +155,7 @@ class Gallery:
             Store.update_subject(db, sid, new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces)
 
-        return await self._write(update, lambda s: self._names.__setitem__(s.id, s.name))
+        return await self._write(update)
 
     async def delete_subject(self, sid: str) -> int:
         def delete(db: sqlite3.Connection) -> list[int]:
@@ -128,13 +163,7 @@ class Gallery:
                 raise NotFound(f"no subject {sid!r}")
             return Store.delete_subject(db, sid)
 
-        def forget(ids: list[int]) -> None:
-            self.index.remove(ids)
-            for i in ids:
-                self._subject_of.pop(i, None)
-            self._names.pop(sid, None)
-
-        removed: list[int] = await self._write(delete, forget)
+        removed: list[int] = await self._write(delete)
         return len(removed)
 
     # -- faces ------------------------------------------------------------------------------
@@ -158,13 +187,7 @@ class Gallery:
                 out.append((rec, old is None))
             return out
 
-        def index(rows: list[tuple[FaceRecord, bool]]) -> None:
-            new = [(r, f) for (r, created), f in zip(rows, faces, strict=True) if created]
-            if new:
-                self.index.add(np.array([r.id for r, _ in new]), np.stack([f.embedding for _, f in new]))
-                self._subject_of.update((r.id, sid) for r, _ in new)
-
-        return await self._write(insert, index)
+        return await self._write(insert)
 
     def face(self, fid: int) -> FaceRecord:
         found = self.store.face(fid)
@@ -177,11 +200,7 @@ class Gallery:
             if not Store.delete_face(db, fid):
                 raise NotFound(f"no face {fid}")
 
-        def forget(_: None) -> None:
-            self.index.remove([fid])
-            self._subject_of.pop(fid, None)
-
-        await self._write(delete, forget)
+        await self._write(delete)
 
     # -- search -----------------------------------------------------------------------------
 
@@ -202,6 +221,7 @@ class Gallery:
         """For each query, the ``k`` most similar subjects (best face of each), best first."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
+        self.catch_up()  # what other processes changed
         scores, ids = self.index.search(queries.astype(np.float32), k * 4)
         out = []
         with self._lock:

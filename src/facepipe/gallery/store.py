@@ -47,7 +47,12 @@ MIGRATIONS = [
     CREATE INDEX faces_model ON faces(model, model_version);
     CREATE INDEX faces_image ON faces(subject_id, image_sha256);
     """,
+    # v2: a change log, so that several server processes keep their in-memory indexes in step
+    """
+    CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, ref TEXT NOT NULL);
+    """,
 ]
+KEEP_CHANGES = 100_000
 SCHEMA_VERSION = len(MIGRATIONS)
 FACE_COLUMNS = "id, subject_id, model, model_version, image_sha256, quality, created, crop IS NOT NULL"
 
@@ -126,6 +131,12 @@ class Store:
     def close(self) -> None:
         self._writer.close()
 
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        """The first row (or None). Reads every row: a half-read statement would keep its read
+        transaction, and with it an old snapshot, open on this thread's connection."""
+        rows = self._reader().execute(sql, args).fetchall()
+        return rows[0] if rows else None
+
     # -- writes: one transaction per call -------------------------------------------------------
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -133,11 +144,17 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             out = fn(db)
+            db.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?", (KEEP_CHANGES,))
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return out
+
+    @staticmethod
+    def log(db: sqlite3.Connection, kind: str, ref: str | int) -> None:
+        """Record a change (``subject`` or ``face``) in the same transaction as the change itself."""
+        db.execute("INSERT INTO changes (kind, ref) VALUES (?, ?)", (kind, str(ref)))
 
     @staticmethod
     def insert_subject(db: sqlite3.Connection, sid: str, name: str, metadata: dict[str, Any]) -> Subject:
@@ -146,6 +163,7 @@ class Store:
             "INSERT INTO subjects (id, name, metadata, created) VALUES (?, ?, ?, ?)",
             (sid, name, json.dumps(metadata), now),
         )
+        Store.log(db, "subject", sid)
         return Subject(sid, name, metadata, now)
 
     @staticmethod
@@ -157,11 +175,15 @@ class Store:
         db.execute(
             "UPDATE subjects SET name = ?, metadata = ? WHERE id = ?", (name, json.dumps(metadata), sid)
         )
+        Store.log(db, "subject", sid)
 
     @staticmethod
     def delete_subject(db: sqlite3.Connection, sid: str) -> list[int]:
         ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (sid,))]
         db.execute("DELETE FROM subjects WHERE id = ?", (sid,))
+        for fid in ids:
+            Store.log(db, "face", fid)
+        Store.log(db, "subject", sid)
         return ids
 
     @staticmethod
@@ -174,11 +196,15 @@ class Store:
             (sid, *model, blob, face.image_sha256, face.crop_png, json.dumps(face.quality), now),
         )
         fid = int(cur.lastrowid or 0)
+        Store.log(db, "face", fid)
         return FaceRecord(fid, sid, *model, face.image_sha256, face.quality, now, face.crop_png is not None)
 
     @staticmethod
     def delete_face(db: sqlite3.Connection, fid: int) -> bool:
-        return db.execute("DELETE FROM faces WHERE id = ?", (fid,)).rowcount > 0
+        gone = db.execute("DELETE FROM faces WHERE id = ?", (fid,)).rowcount > 0
+        if gone:
+            Store.log(db, "face", fid)
+        return gone
 
     @staticmethod
     def set_embedding(db: sqlite3.Connection, fid: int, model: tuple[str, str], emb: np.ndarray) -> None:
@@ -186,18 +212,15 @@ class Store:
         db.execute(
             "UPDATE faces SET embedding = ?, model = ?, model_version = ? WHERE id = ?", (blob, *model, fid)
         )
+        Store.log(db, "face", fid)
 
     # -- reads: never wait on the writer ------------------------------------------------------
 
     def subject(self, sid: str) -> Subject | None:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
-                " = s.id) FROM subjects s WHERE s.id = ?",
-                (sid,),
-            )
-            .fetchone()
+        row = self._one(
+            "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
+            " = s.id) FROM subjects s WHERE s.id = ?",
+            (sid,),
         )
         return _subject(row) if row else None
 
@@ -208,37 +231,39 @@ class Store:
             " = s.id) FROM subjects s ORDER BY s.created, s.id LIMIT ? OFFSET ?",
             (limit, offset),
         ).fetchall()
-        total = int(db.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+        total = int(self._one("SELECT COUNT(*) FROM subjects")[0])
         return [_subject(r) for r in rows], total
 
     def faces_of(self, sid: str) -> list[FaceRecord]:
-        rows = self._reader().execute(
-            f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? ORDER BY id", (sid,)
+        rows = (
+            self._reader()
+            .execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? ORDER BY id", (sid,))
+            .fetchall()
         )
         return [_face(r) for r in rows]
 
     def face(self, fid: int) -> FaceRecord | None:
-        row = self._reader().execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE id = ?", (fid,)).fetchone()
+        row = self._one(f"SELECT {FACE_COLUMNS} FROM faces WHERE id = ?", (fid,))
         return _face(row) if row else None
 
     def face_by_image(self, sid: str, sha: str, model: tuple[str, str]) -> FaceRecord | None:
-        row = (
-            self._reader()
-            .execute(
-                f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? AND image_sha256 = ? AND model = ?"
-                " AND model_version = ?",
-                (sid, sha, *model),
-            )
-            .fetchone()
+        row = self._one(
+            f"SELECT {FACE_COLUMNS} FROM faces WHERE subject_id = ? AND image_sha256 = ? AND model = ?"
+            " AND model_version = ?",
+            (sid, sha, *model),
         )
         return _face(row) if row else None
 
     def crop(self, fid: int) -> bytes | None:
-        row = self._reader().execute("SELECT crop FROM faces WHERE id = ?", (fid,)).fetchone()
+        row = self._one("SELECT crop FROM faces WHERE id = ?", (fid,))
         return bytes(row[0]) if row and row[0] is not None else None
 
     def model_counts(self) -> dict[tuple[str, str], int]:
-        rows = self._reader().execute("SELECT model, model_version, COUNT(*) FROM faces GROUP BY 1, 2")
+        rows = (
+            self._reader()
+            .execute("SELECT model, model_version, COUNT(*) FROM faces GROUP BY 1, 2")
+            .fetchall()
+        )
         return {(m, v): int(n) for m, v, n in rows}
 
     def embeddings(
@@ -253,6 +278,24 @@ class Store:
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             vecs = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
             yield ids, [r[1] for r in rows], vecs
+
+    def last_change(self) -> int:
+        return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")[0])
+
+    def changes_since(self, seq: int) -> tuple[int, int, list[tuple[str, str]]]:
+        """(oldest seq still logged, newest seq, the (kind, ref) changes after ``seq``)."""
+        oldest, newest = self._one("SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changes")
+        rows = (
+            self._reader()
+            .execute("SELECT kind, ref FROM changes WHERE seq > ? ORDER BY seq", (seq,))
+            .fetchall()
+        )
+        return int(oldest), int(newest), [(str(k), str(r)) for k, r in rows]
+
+    def face_vector(self, fid: int) -> tuple[str, tuple[str, str], np.ndarray] | None:
+        """(subject, model, embedding) of one face, or None if it is gone."""
+        row = self._one("SELECT subject_id, model, model_version, embedding FROM faces WHERE id = ?", (fid,))
+        return None if row is None else (row[0], (row[1], row[2]), np.frombuffer(row[3], np.float32).copy())
 
     def stale(self, model: tuple[str, str], limit: int, after: int = 0) -> list[tuple[int, bytes | None]]:
         """Up to ``limit`` (face id, crop), ids above ``after``, of faces not embedded by ``model``."""

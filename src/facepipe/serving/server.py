@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class ServerOptions:
     # Python hands the GIL over every 5 ms by default: a worker back from inference would wait that
     # long behind a busy event loop. 0.5 ms keeps hand-offs short (measured: bench/results/cpu-arcface.md).
     switch_interval_s: float = 0.0005
+    sock: socket.socket | None = None  # a listening socket shared by several worker processes
 
 
 class Server:
@@ -110,7 +112,7 @@ class Server:
             await part.start()
         if self.tracer is not None:
             self.tracer.start()
-        serving = asyncio.ensure_future(server.serve())
+        serving = asyncio.ensure_future(server.serve(sockets=[o.sock] if o.sock is not None else None))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
         self.state.ready = server.started

@@ -7,9 +7,11 @@ bytes cross PCIe and the CPU does no float work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -20,6 +22,9 @@ from facepipe.serving.runtime.torch_graph import OnnxModule
 
 log = logging.getLogger(__name__)
 BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# One capture at a time in the process: workers of other stages keep running on their own streams
+# (capture_error_mode="thread_local"), but two captures must not overlap.
+_CAPTURE = threading.Lock()
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,7 +58,8 @@ class TorchSession:
         self.module = module.to(device.torch_device, self.dtype)
         module.float_dtype = self.dtype
         self.input_names, self.output_names = module.input_names, module.output_names
-        self.max_batch = max(1, bundle.manifest.max_batch)
+        # on a GPU, batches up to the largest bucket run in one call (the manifest's limit is for CPU)
+        self.max_batch = BUCKETS[-1] if device.kind == "cuda" else max(1, bundle.manifest.max_batch)
         pre = bundle.manifest.preprocess
         self._mean = torch.tensor(pre.mean, device=device.torch_device, dtype=torch.float32)
         self._std = torch.tensor(pre.std, device=device.torch_device, dtype=torch.float32)
@@ -62,7 +68,10 @@ class TorchSession:
         self._graphs: dict[tuple[int, ...], _Graph] = {}
         self._lock = threading.Lock()
         self._use_graphs = device.kind == "cuda" and device.cuda_graphs
-        self._stream = torch.cuda.Stream(device.torch_device) if self._use_graphs else None  # type: ignore[no-untyped-call]
+        # Every session works on a stream of its own, never the legacy default stream, which would
+        # tie it to whatever another worker is capturing.
+        cuda = device.kind == "cuda"
+        self._stream = torch.cuda.Stream(device.torch_device) if cuda else None  # type: ignore[no-untyped-call]
 
     def _bucket(self, n: int) -> int:
         return next((b for b in BUCKETS if b >= n), n)
@@ -81,20 +90,33 @@ class TorchSession:
 
     def _capture(self, key: tuple[int, ...]) -> _Graph:
         x = torch.zeros(key, device=self.device.torch_device, dtype=self.dtype)
-        stream = self._stream
-        if stream is None:
-            raise RuntimeError("CUDA graphs are off for this session")
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.inference_mode(), torch.cuda.stream(stream):
-            for _ in range(2):  # warm up (cuDNN picks its kernels) before capture
+        with _CAPTURE, torch.inference_mode():
+            for _ in range(2):  # warm up on this stream (cuDNN picks its kernels) before capture
                 self.module(x)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph):
-            outs = tuple(self.module(x))
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="thread_local"):
+                outs = tuple(self.module(x))
         self._graphs[key] = _Graph(graph, x, outs)
         log.info("%s: CUDA graph captured for input %s", self.bundle.manifest.name, list(key))
         return self._graphs[key]
+
+    def warmup(self, shape: tuple[int, ...] | None = None) -> None:
+        """Capture the graph of every batch bucket up to ``max_batch`` now, not on live requests.
+        ``shape``: one item's input shape (default: the bundle's, when it is fixed)."""
+        spec = self.bundle.manifest.inputs[0].shape[1:]
+        item = shape or tuple(spec)
+        if not self._use_graphs or any(d is None or d < 0 for d in item):
+            return
+        with self._lock, torch.cuda.stream(self._stream):
+            for b in BUCKETS:
+                if b > self.max_batch:
+                    break
+                if (b, *item) not in self._graphs:
+                    self._capture((b, *item))
+            torch.cuda.current_stream().synchronize()
+
+    def _on_stream(self) -> Any:
+        return torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
 
     def _numpy(self, outs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
         return [o.float().cpu().numpy() for o in outs]
@@ -103,7 +125,7 @@ class TorchSession:
         """Like ``OnnxSession.run``: float inputs (already normalised), outputs as float32 arrays."""
         x = next(iter(inputs.values()))
         parts = []
-        with self._lock:
+        with self._lock, self._on_stream():
             for i in range(0, x.shape[0], self.max_batch):
                 t = torch.from_numpy(np.ascontiguousarray(x[i : i + self.max_batch]))
                 parts.append(self._numpy(self._forward(t.to(self.device.torch_device, self.dtype))))
@@ -112,7 +134,7 @@ class TorchSession:
     def run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
         """uint8 NHWC RGB images at the model's input size, normalised on the device."""
         parts = []
-        with self._lock:
+        with self._lock, self._on_stream():
             for i in range(0, pixels.shape[0], self.max_batch):
                 t = torch.from_numpy(np.ascontiguousarray(pixels[i : i + self.max_batch]))
                 t = t.to(self.device.torch_device, non_blocking=True).float()

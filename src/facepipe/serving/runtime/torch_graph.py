@@ -53,9 +53,20 @@ def _pads(x: torch.Tensor, a: dict[str, Any], kernel: list[int]) -> list[int]:
 def _conv(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
-    kernel = list(w.shape[2:])
-    x = F.pad(x, _pads(x, a, kernel))
-    return F.conv2d(x, w, b, a.get("strides", [1, 1]), 0, a.get("dilations", [1, 1]), a.get("group", 1))
+    left, right, top, bottom = _pads(x, a, list(w.shape[2:]))
+    padding: tuple[int, int] = (0, 0)
+    if left == right and top == bottom:
+        padding = (top, left)  # symmetric: the convolution pads by itself, no extra copy
+    else:
+        x = F.pad(x, [left, right, top, bottom])
+    return F.conv2d(x, w, b, a.get("strides", [1, 1]), padding, a.get("dilations", [1, 1]), a.get("group", 1))
+
+
+def _prelu(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
+    x, slope = ins[0], ins[1]
+    if x.dim() == 4 and slope.dim() == 3 and slope.shape[1:] == (1, 1) and slope.shape[0] == x.shape[1]:
+        return F.prelu(x, slope.reshape(-1))  # per-channel: one fused kernel
+    return torch.where(x >= 0, x, x * slope)
 
 
 def _maxpool(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
@@ -125,7 +136,7 @@ def _gemm(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
 OPS: dict[str, Op] = {
     "Conv": _conv,
     "MaxPool": _maxpool,
-    "PRelu": lambda m, ins, a: torch.where(ins[0] >= 0, ins[0], ins[0] * ins[1]),
+    "PRelu": _prelu,
     "Add": lambda m, ins, a: ins[0] + ins[1],
     "Sub": lambda m, ins, a: ins[0] - ins[1],
     "Mul": lambda m, ins, a: ins[0] * ins[1],
