@@ -97,3 +97,15 @@ def test_stale_lists_faces_of_other_models(tmp_path: Path) -> None:
     assert store.stale(MODEL, 10) == [(1, b"png")]
     store.write(lambda db: Store.set_embedding(db, 1, MODEL, face(3).embedding))
     assert store.stale(MODEL, 10) == []
+
+
+def _open(path: str) -> None:
+    Store(Path(path)).close()
+
+
+def test_several_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(4) as pool:
+        pool.map(_open, [str(tmp_path / "g.db")] * 8)
+    assert sqlite3.connect(tmp_path / "g.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

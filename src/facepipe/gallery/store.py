@@ -112,14 +112,25 @@ class Store:
         return db
 
     def _migrate(self) -> None:
-        version = int(self._writer.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"gallery {self.path} has schema version {version}, newer than this facepipe "
-                f"({SCHEMA_VERSION}): upgrade facepipe"
-            )
-        for i in range(version, SCHEMA_VERSION):
-            self._writer.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
+        """Bring the schema up to date in one exclusive transaction (several server processes may
+        open the same file at once: the first migrates, the others find it done)."""
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"gallery {self.path} has schema version {version}, newer than this facepipe "
+                    f"({SCHEMA_VERSION}): upgrade facepipe"
+                )
+            for i in range(version, SCHEMA_VERSION):
+                for statement in filter(str.strip, MIGRATIONS[i].split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {i + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _reader(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
