@@ -106,6 +106,6 @@ def _open(path: str) -> None:
 def test_several_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) -> None:
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(4) as pool:
-        pool.map(_open, [str(tmp_path / "g.db")] * 8)
+    with mp.get_context("fork").Pool(8) as pool:
+        pool.map(_open, [str(tmp_path / "g.db")] * 32, chunksize=1)
     assert sqlite3.connect(tmp_path / "g.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
