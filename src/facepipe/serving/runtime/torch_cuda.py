@@ -66,6 +66,7 @@ class TorchSession:
         self._bgr = pre.color.upper() == "BGR"
         self._nchw = bundle.manifest.inputs[0].layout == "NCHW"
         self._graphs: dict[tuple[int, ...], _Graph] = {}
+        self._pool: Any = None
         self._lock = threading.Lock()
         self._use_graphs = device.kind == "cuda" and device.cuda_graphs
         # Every session works on a stream of its own, never the legacy default stream, which would
@@ -94,8 +95,11 @@ class TorchSession:
             for _ in range(2):  # warm up on this stream (cuDNN picks its kernels) before capture
                 self.module(x)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="thread_local"):
+            # one memory pool for all of this session's graphs (they never run at once: the session
+            # lock), sized by the largest bucket, which warmup captures first
+            with torch.cuda.graph(graph, self._pool, self._stream, capture_error_mode="thread_local"):
                 outs = tuple(self.module(x))
+            self._pool = self._pool or graph.pool()
         self._graphs[key] = _Graph(graph, x, outs)
         log.info("%s: CUDA graph captured for input %s", self.bundle.manifest.name, list(key))
         return self._graphs[key]
@@ -108,9 +112,7 @@ class TorchSession:
         if not self._use_graphs or any(d is None or d < 0 for d in item):
             return
         with self._lock, torch.cuda.stream(self._stream):
-            for b in BUCKETS:
-                if b > self.max_batch:
-                    break
+            for b in sorted((b for b in BUCKETS if b <= self.max_batch), reverse=True):
                 if (b, *item) not in self._graphs:
                     self._capture((b, *item))
             torch.cuda.current_stream().synchronize()
