@@ -185,6 +185,16 @@ class OnnxModule(torch.nn.Module):
                 raise ModelError(f"the torch runtime has no operator {n.op_type!r} (node {n.name!r})")
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
             self.nodes.append((n.op_type, list(n.input), list(n.output), attrs))
+        # each intermediate is dropped after its last reader, so memory is that of a few layers
+        last: dict[str, int] = {}
+        for i, (_, ins, _, _) in enumerate(self.nodes):
+            for name in ins:
+                last[name] = i
+        keep = set(self.output_names)
+        self.release: list[list[str]] = [[] for _ in self.nodes]
+        for name, i in last.items():
+            if name not in keep and name not in self.keys and name not in self.consts:
+                self.release[i].append(name)
 
     def _value(self, env: dict[str, Any], name: str) -> Any:
         if name in env:
@@ -195,6 +205,8 @@ class OnnxModule(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         env: dict[str, Any] = dict(zip(self.input_names, inputs, strict=True))
-        for op, ins, outs, attrs in self.nodes:
+        for (op, ins, outs, attrs), done in zip(self.nodes, self.release, strict=True):
             env[outs[0]] = OPS[op](self, [self._value(env, i) if i else None for i in ins], attrs)
+            for name in done:
+                env.pop(name, None)
         return tuple(env[o] for o in self.output_names)
