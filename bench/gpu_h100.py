@@ -141,7 +141,7 @@ def server_numbers(models: Path) -> dict:
     photos = [p.read_bytes() for p in sorted((DATA / "photos").glob("*.jpg"))]
     gpu = {"device_type": 1, "devices": "0", "precision": "fp16"}
     extra = {
-        "worker_num": int(os.environ.get("WORKERS", "8")),
+        "worker_num": int(os.environ.get("WORKERS", "6")),
         "max_body_bytes": 64 * 2**20,
         "dag": {"tracer": {"interval_s": 0}, "channel_size": 4096},
         "op": {
@@ -214,8 +214,8 @@ def run(models: Path, out_dir: Path) -> None:
     print("precision", res["precision"], flush=True)
     res["server"] = server_numbers(models)
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
-    res["command"] = f"WORKERS={os.environ.get('WORKERS', '8')} python bench/gpu_h100.py run"
-    res["worker_num"] = int(os.environ.get("WORKERS", "8"))
+    res["command"] = f"WORKERS={os.environ.get("WORKERS", "6")} python bench/gpu_h100.py run"
+    res["worker_num"] = int(os.environ.get("WORKERS", "6"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu-h100.json").write_text(json.dumps(res, indent=2))
 

@@ -188,6 +188,7 @@ def runtime_spec(op: OpConfig) -> RuntimeSpec:
         precision=c.precision.lower(),
         engine=engine,
         cuda_graphs=c.cuda_graphs,
+        max_batch=op.batch_size if gpu else 0,
     )
 
 

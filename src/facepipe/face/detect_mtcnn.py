@@ -8,7 +8,7 @@ once per batch over the candidate boxes of every image in it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -104,8 +104,9 @@ class MtcnnDetector:
 
     def __init__(self, pnet: Bundle, rnet: Bundle, onet: Bundle, runtime: RuntimeSpec = CPU) -> None:
         self.pnet = Net(pnet, open_session(pnet, runtime.without_graphs()))
-        self.rnet = Net(rnet, open_session(rnet, runtime))
-        self.onet = Net(onet, open_session(onet, runtime))
+        boxes = replace(runtime, max_batch=0)  # R- and O-Net take every candidate box of a batch at once
+        self.rnet = Net(rnet, open_session(rnet, boxes))
+        self.onet = Net(onet, open_session(onet, boxes))
         for net in (self.rnet, self.onet):
             if hasattr(net.session, "warmup"):
                 net.session.warmup()

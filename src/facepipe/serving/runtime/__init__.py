@@ -32,6 +32,7 @@ class RuntimeSpec:
     precision: str = "fp32"
     engine: str = "onnxruntime"  # "onnxruntime" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
+    max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
 
     def without_graphs(self) -> RuntimeSpec:
         """For nets whose input shapes vary per call (MTCNN's P-Net over an image pyramid)."""
@@ -43,9 +44,10 @@ CPU = RuntimeSpec()
 
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
     if spec.device == "cuda" or spec.engine == "torch":
-        from facepipe.serving.runtime.torch_cuda import Device, TorchSession
+        from facepipe.serving.runtime.torch_cuda import Device, shared_session
 
-        return TorchSession(bundle, Device(spec.device, spec.index, spec.precision, spec.cuda_graphs))
+        device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
+        return shared_session(bundle, device)
     from facepipe.serving.runtime.onnx import OnnxSession
 
     return OnnxSession(bundle, spec.threads)

@@ -35,6 +35,7 @@ class Device:
     index: int = 0
     precision: str = "fp32"  # "fp32" or "fp16"
     cuda_graphs: bool = True
+    max_batch: int = 0  # 0: the largest bucket
 
     @property
     def torch_device(self) -> torch.device:
@@ -48,6 +49,25 @@ class _Graph:
     outs: tuple[torch.Tensor, ...]  # static outputs
 
 
+_SESSIONS: dict[tuple[str, str, int, str, bool], TorchSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def shared_session(bundle: Bundle, device: Device) -> TorchSession:
+    """One session per bundle and device in a process: the workers and stages that run the same model
+    on one GPU share its weights and CUDA graphs (calls are serialised by the session's lock, as the
+    GPU would serialise them anyway). On CPU each caller gets its own."""
+    if device.kind != "cuda":
+        return TorchSession(bundle, device)
+    key = (str(bundle.path.resolve()), device.kind, device.index, device.precision, device.cuda_graphs)
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            session = _SESSIONS[key] = TorchSession(bundle, device)
+        session.max_batch = max(session.max_batch, device.max_batch or BUCKETS[-1])
+        return session
+
+
 class TorchSession:
     def __init__(self, bundle: Bundle, device: Device) -> None:
         self.bundle, self.device = bundle, device
@@ -59,7 +79,9 @@ class TorchSession:
         module.float_dtype = self.dtype
         self.input_names, self.output_names = module.input_names, module.output_names
         # on a GPU, batches up to the largest bucket run in one call (the manifest's limit is for CPU)
-        self.max_batch = BUCKETS[-1] if device.kind == "cuda" else max(1, bundle.manifest.max_batch)
+        self.max_batch = (
+            (device.max_batch or BUCKETS[-1]) if device.kind == "cuda" else max(1, bundle.manifest.max_batch)
+        )
         pre = bundle.manifest.preprocess
         self._mean = torch.tensor(pre.mean, device=device.torch_device, dtype=torch.float32)
         self._std = torch.tensor(pre.std, device=device.torch_device, dtype=torch.float32)
