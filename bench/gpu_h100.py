@@ -214,7 +214,7 @@ def run(models: Path, out_dir: Path) -> None:
     print("precision", res["precision"], flush=True)
     res["server"] = server_numbers(models)
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
-    res["command"] = f"WORKERS={os.environ.get("WORKERS", "6")} python bench/gpu_h100.py run"
+    res["command"] = f"WORKERS={os.environ.get('WORKERS', '6')} python bench/gpu_h100.py run"
     res["worker_num"] = int(os.environ.get("WORKERS", "6"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu-h100.json").write_text(json.dumps(res, indent=2))
