@@ -253,6 +253,26 @@ def report(src: Path, out: Path) -> None:
         f"| lfw-dev 5-fold accuracy fp32 / fp16 (reference landmarks) | {100 * p['lfw']['fp32']:.2f} % / "
         f"{100 * p['lfw']['fp16']:.2f} % | within 0.05 points |",
     ]
+    earlier = res.get("earlier_run_4_workers_unshared_sessions")
+    if earlier:
+        e_photos = max((v for k, v in earlier.items() if k.startswith("v1_embed")), key=lambda v: v["qps"])
+        e_kserve = max(
+            (v for k, v in earlier.items() if k.startswith("kserve")), key=lambda v: v["faces_per_s"]
+        )
+        lines += [
+            "",
+            "An earlier run with 4 workers, each stage with its own GPU session: "
+            f"{e_kserve['faces_per_s']:,.0f} faces/s (KServe x64), {e_photos['qps']:,.0f} photos/s (/v1/embed); sharing one session per "
+            "model in a process saves GPU memory (8 workers fit) but serialises detection and embedding.",
+        ]
+    lines += [
+        "",
+        "Where the time goes: the model alone would carry 29k faces/s; the server is bound by Python on "
+        "the CPU side: image decoding and per-item queueing for multi-image requests, the HTTP front end "
+        "for single-image requests (each worker process tops out near 300-400 req/s), and MTCNN's NMS "
+        "and box bookkeeping (numpy, per image) for photos. Not met here: 20k faces/s end to end, 5k "
+        "single-image req/s, p99 ≤ 20 ms at half rate, 2k photos/s.",
+    ]
     (out / "gpu-h100.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
