@@ -263,7 +263,8 @@ def report(src: Path, out: Path) -> None:
             "",
             "An earlier run with 4 workers, each stage with its own GPU session: "
             f"{e_kserve['faces_per_s']:,.0f} faces/s (KServe x64), {e_photos['qps']:,.0f} photos/s "
-            "(/v1/embed); sharing one session per model in a process saves GPU memory (8 workers fit) but serialises detection and embedding.",
+            "(/v1/embed); sharing one session per model in a process saves GPU memory (8 workers fit) "
+            "but serialises detection and embedding.",
         ]
     lines += [
         "",
