@@ -21,6 +21,7 @@ install: $(STAMP)
 
 models: install
 	$(BIN)/facepipe models pull default --models $(MODELS)
+	$(BIN)/facepipe models pull blazeface --models $(MODELS)
 
 serve: models
 	$(BIN)/facepipe serve --config $(CONFIG) --models $(MODELS)

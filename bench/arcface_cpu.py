@@ -83,7 +83,12 @@ def ceiling(model: Path, x: np.ndarray, seconds: float = 3.0) -> dict[str, float
 
 
 def sweep(
-    args: argparse.Namespace, requests: list[bytes], workers: int, threads: int, levels: list[int]
+    args: argparse.Namespace,
+    requests: list[bytes],
+    workers: int,
+    threads: int,
+    levels: list[int],
+    processes: int = 1,
 ) -> dict:
     op = {
         "concurrency": workers,
@@ -92,7 +97,7 @@ def sweep(
         "local_service_conf": {"thread_num": threads},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        extra = {"dag": {"tracer": {"interval_s": 0}}, "op": {"ArcFace": op}}
+        extra = {"dag": {"tracer": {"interval_s": 0}}, "op": {"ArcFace": op}, "worker_num": processes}
         run = start_server(args.models, Path(tmp), extra)
         try:
             url = run.url + "/ArcFace/prediction"
@@ -100,6 +105,7 @@ def sweep(
             closed_loop(url, reqs, 4, 2.0, ok=seed_ok)  # warm-up
             return {
                 "op": op,
+                "worker_num": processes,
                 "levels": [asdict(closed_loop(url, reqs, c, args.seconds, ok=seed_ok)) for c in levels],
             }
         finally:
@@ -129,9 +135,9 @@ def main() -> None:
     levels = [int(c) for c in args.levels.split(",")]
     main_run = sweep(args, bodies, args.workers, args.threads, levels)
     others = [
-        sweep(args, bodies, w, t, [1, 8, 16])
-        for w, t in ((1, 2), (2, 2), (2, 1))
-        if (w, t) != (args.workers, args.threads)
+        sweep(args, bodies, w, t, [1, 8, 16], p)
+        for w, t, p in ((1, 2, 1), (2, 2, 1), (2, 1, 1), (1, 1, 2), (2, 1, 2))
+        if (w, t, p) != (args.workers, args.threads, 1)
     ]
     op, sweep_rows = main_run["op"], main_run["levels"]
     result = {
@@ -168,9 +174,9 @@ def main() -> None:
     ]
     lines += [
         "",
-        "Other worker layouts, same run (ArcFace op `concurrency` x `thread_num`):",
+        "Other layouts, same run (`worker_num` server processes x ArcFace op `concurrency` x `thread_num`):",
         "",
-        "| workers x threads | c=1 p50 ms | c=8 QPS | c=8 p99 ms | c=16 QPS | c=16 p99 ms |",
+        "| processes x workers x threads | c=1 p50 ms | c=8 QPS | c=8 p99 ms | c=16 QPS | c=16 p99 ms |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for alt in [main_run, *others]:
@@ -179,7 +185,8 @@ def main() -> None:
             alt["levels"][:1] + [r for r in alt["levels"] if r["concurrency"] in (8, 16)],
         )
         lines.append(
-            f"| {a['concurrency']} x {a['local_service_conf']['thread_num']} | {l1['p50_ms']:.1f} | "
+            f"| {alt.get('worker_num', 1)} x {a['concurrency']} x {a['local_service_conf']['thread_num']} | "
+            f"{l1['p50_ms']:.1f} | "
             f"{l8['qps']:.1f} | {l8['p99_ms']:.1f} | {l16['qps']:.1f} | {l16['p99_ms']:.1f} |"
         )
     (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")

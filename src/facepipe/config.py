@@ -71,13 +71,14 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
 class FaceConfig(_Strict):
     """Defaults of the face API (``/v1``); requests may override the detection ones."""
 
-    detector: Literal["mtcnn"] = "mtcnn"
+    detector: Literal["mtcnn", "blazeface"] = "mtcnn"
     min_face_size: float = Field(40.0, ge=12)
     thresholds: tuple[
         Annotated[float, Field(ge=0, le=1)],
         Annotated[float, Field(ge=0, le=1)],
         Annotated[float, Field(ge=0, le=1)],
     ] = (0.6, 0.7, 0.7)
+    blazeface_threshold: float = Field(0.5, ge=0, le=1)
     max_faces: int = Field(0, ge=0)
     verify_threshold: float = Field(0.38, ge=-1, le=1)
 

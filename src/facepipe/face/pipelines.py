@@ -7,6 +7,7 @@ import numpy as np
 from facepipe.config import Config, runtime_spec, stage_config
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
+from facepipe.face.detect_blazeface import BlazeFaceOp
 from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
@@ -15,9 +16,10 @@ from facepipe.serving.bundle import Bundle
 from facepipe.serving.op import FunctionOp, OpFactory, per_item
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.repository import Repository
+from facepipe.serving.runtime import RuntimeSpec
 from facepipe.serving.stage import StageConfig
 
-DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")}
+DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
 
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
@@ -62,6 +64,10 @@ class FaceEmbedOp:
         return batch
 
 
+def detector_op(name: str, nets: list[Bundle], runtime: RuntimeSpec) -> MtcnnOp | BlazeFaceOp:
+    return BlazeFaceOp(nets[0], runtime) if name == "blazeface" else MtcnnOp(nets, runtime)
+
+
 def embedder_name(config: Config) -> str:
     """The embedding model: the ``ArcFace`` op's ``model_config`` (default ``mobilefacenet``)."""
     return config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
@@ -95,7 +101,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     steps: list[tuple[StageConfig, OpFactory]] = [
         (stage_config(config, "decode"), lambda: photo_decode_op(limits)),
-        (stage_config(config, "detect"), lambda: MtcnnOp(nets, det_runtime)),
+        (stage_config(config, "detect"), lambda: detector_op(detector, nets, det_runtime)),
         (stage_config(config, "align"), align_op),
         (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embed_bundle, embed_runtime))),
     ]

@@ -15,6 +15,7 @@ class OnnxSession:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3  # graph-cleanup warnings of published models are not ours to fix
         # Spinning intra-op threads burn the cores that the HTTP front end and the other workers need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.bundle = bundle

@@ -1,0 +1,106 @@
+"""BlazeFace (MediaPipe, front-camera model): the fast detector for close-up faces.
+
+The image is padded to a square (bottom and right) and resized to 128x128; the net scores 896 anchors
+(a 16x16 grid with 2 anchors per cell and an 8x8 grid with 6) and regresses, per anchor, a box and
+six keypoints as offsets in input pixels. Boxes above the threshold are kept by non-maximum
+suppression and blended with their overlapping detections; the first four keypoints (eyes, nose tip,
+mouth centre, as seen in the image) drive a 4-point alignment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facepipe.errors import ModelError
+from facepipe.face.detect_mtcnn import nms
+from facepipe.face.faces import Face, Photo, keep_faces
+from facepipe.serving.bundle import Bundle
+from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+
+SIZE = 128
+NMS_IOU = 0.3
+
+
+def anchors(grids: list[list[int]]) -> np.ndarray:
+    """Anchor centres (x, y) in [0, 1], in the net's output order: row, column, anchor."""
+    out = [
+        ((x + 0.5) / cells, (y + 0.5) / cells)
+        for cells, per_cell in grids
+        for y in range(cells)
+        for x in range(cells)
+        for _ in range(per_cell)
+    ]
+    return np.asarray(out, np.float32)
+
+
+def decode(
+    scores: np.ndarray, raw: np.ndarray, centres: np.ndarray, threshold: float, side: float
+) -> list[Face]:
+    """Faces in a ``side`` x ``side`` padded image from the net's logits and regressions."""
+    prob = 1.0 / (1.0 + np.exp(-np.clip(scores, -80, 80)))
+    keep = np.flatnonzero(prob >= threshold)
+    if keep.size == 0:
+        return []
+    reg, c = raw[keep], centres[keep]
+    centre = c + reg[:, 0:2] / SIZE
+    half = reg[:, 2:4] / SIZE / 2
+    boxes = np.hstack([centre - half, centre + half]) * side
+    points = (c[:, None, :] + reg[:, 4:16].reshape(-1, 6, 2) / SIZE) * side
+    rows = np.hstack([boxes, prob[keep, None]])
+    faces = []
+    for i in nms(rows, NMS_IOU):
+        # MediaPipe's blending: the box and keypoints of a face are the score-weighted mean of every
+        # detection that overlaps the kept one (steadier landmarks than the single best anchor)
+        near = _iou(rows[i], rows) > NMS_IOU
+        wts = rows[near, 4:5]
+        box = (rows[near, :4] * wts).sum(0) / wts.sum()
+        pts = (points[near] * wts[:, :, None]).sum(0) / wts.sum()
+        faces.append(Face.make(box, float(rows[i, 4]), pts[:4]))
+    return faces
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    w = np.maximum(0.0, np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]))
+    h = np.maximum(0.0, np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]))
+    inter = w * h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.asarray(inter / np.maximum(area + areas - inter, 1e-9))
+
+
+class BlazeFaceOp:
+    """Photos in, the same photos out with their faces (filtered by size, largest first)."""
+
+    def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
+        self.bundle, self.runtime = bundle, runtime
+        self.centres = anchors(bundle.manifest.extra.get("anchors", [[16, 2], [8, 6]]))
+        self.session: Any = None
+
+    def setup(self) -> None:
+        try:
+            self.session = open_session(self.bundle, self.runtime)
+        except ModelError:  # an operator the torch runtime lacks: this small net runs fine on CPU
+            self.session = open_session(self.bundle, CPU)
+
+    def detect(self, image: np.ndarray, threshold: float) -> list[Face]:
+        h, w = image.shape[:2]
+        side = max(h, w)
+        square = np.zeros((side, side, 3), np.uint8)
+        square[:h, :w] = image
+        x = cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+        pre = self.bundle.manifest.preprocess
+        x = (x - np.float32(pre.mean[0])) / np.float32(pre.std[0])
+        s1, s2, b1, b2 = self.session.run({self.session.input_names[0]: x[None]})
+        scores = np.concatenate([s1[0, :, 0], s2[0, :, 0]])
+        return decode(scores, np.concatenate([b1[0], b2[0]]), self.centres, threshold, side)
+
+    def __call__(self, batch: list[Photo]) -> list[Photo]:
+        if self.session is None:
+            raise RuntimeError("BlazeFaceOp.setup() was not called")
+        for photo in batch:  # the published net takes one image per call
+            faces = self.detect(photo.image, photo.params.thresholds[-1])
+            photo.faces = keep_faces(faces, photo.params)
+        return batch
