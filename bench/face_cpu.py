@@ -1,6 +1,7 @@
-"""Full face pipeline on CPU through POST /v1/embed (decode, MTCNN, align, embed): 250x250 LFW images
-and the 25 real photos, closed loop at several concurrencies, with the per-op breakdown read from the
-server's own stage metrics. Writes bench/results/cpu-face.{json,md}.
+"""Full face pipeline on CPU through POST /v1/embed (decode, detect, align, embed): 250x250 LFW images
+and the 25 real photos with MTCNN, and the LFW images with BlazeFace, closed loop at several
+concurrencies, with the per-op breakdown read from the server's own stage metrics. Writes
+bench/results/cpu-face.{json,md}.
 
     .venv/bin/python bench/face_cpu.py [--seconds 6] [--levels 1,8,16]
 """
@@ -25,14 +26,15 @@ from facepipe.loadgen import closed_loop, encode_post  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 STAGE = re.compile(
-    r'facepipe_stage_(items|compute_seconds)_total\{pipeline="photos-mtcnn",stage="(\w+)"\} (\S+)'
+    r'facepipe_stage_(items|compute_seconds)_total\{pipeline="photos-(\w+)",stage="(\w+)"\} (\S+)'
 )
 
 
-def stage_totals(url: str) -> dict[str, dict[str, float]]:
+def stage_totals(url: str, detector: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    for kind, stage, value in STAGE.findall(httpx.get(url + "/metrics").text):
-        out.setdefault(stage, {})[kind] = float(value)
+    for kind, pipeline, stage, value in STAGE.findall(httpx.get(url + "/metrics").text):
+        if pipeline == detector:
+            out.setdefault(stage, {})[kind] = float(value)
     return out
 
 
@@ -47,14 +49,15 @@ def per_op_ms(before: dict, after: dict) -> dict[str, float]:
     return res
 
 
-def run_set(url: str, files: list[Path], levels: list[int], seconds: float) -> list[dict]:
-    reqs = [encode_post(url + "/v1/embed", f.read_bytes(), "image/jpeg") for f in files]
-    closed_loop(url + "/v1/embed", reqs, 2, 2.0)  # warm-up
+def run_set(url: str, files: list[Path], levels: list[int], seconds: float, detector: str) -> list[dict]:
+    route = f"{url}/v1/embed?detector={detector}"
+    reqs = [encode_post(route, f.read_bytes(), "image/jpeg") for f in files]
+    closed_loop(route, reqs, 2, 2.0)  # warm-up
     rows = []
     for c in levels:
-        before = stage_totals(url)
-        level = asdict(closed_loop(url + "/v1/embed", reqs, c, seconds))
-        rows.append(level | {"per_op_ms_per_image": per_op_ms(before, stage_totals(url))})
+        before = stage_totals(url, detector)
+        level = asdict(closed_loop(route, reqs, c, seconds))
+        rows.append(level | {"per_op_ms_per_image": per_op_ms(before, stage_totals(url, detector))})
     return rows
 
 
@@ -66,14 +69,19 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     args = ap.parse_args()
     levels = [int(c) for c in args.levels.split(",")]
+    lfw = sorted((args.data / "lfw-dev/images").rglob("*.jpg"))[:700]
     sets = {
-        "lfw 250x250": sorted((args.data / "lfw-dev/images").rglob("*.jpg"))[:700],
-        "photos (25 real photos, up to 2 Mpx)": sorted((args.data / "photos").glob("*.jpg")),
+        "MTCNN, lfw 250x250": (lfw, "mtcnn"),
+        "MTCNN, photos (25 real photos, up to 2 Mpx)": (
+            sorted((args.data / "photos").glob("*.jpg")),
+            "mtcnn",
+        ),
+        "BlazeFace, lfw 250x250 (target ≥ 100 images/s)": (lfw, "blazeface"),
     }
     with tempfile.TemporaryDirectory() as tmp:
         run = start_server(args.models, Path(tmp), {"op": {}, "dag": {"tracer": {"interval_s": 0}}})
         try:
-            result = {name: run_set(run.url, files, levels, args.seconds) for name, files in sets.items()}
+            result = {name: run_set(run.url, f, levels, args.seconds, d) for name, (f, d) in sets.items()}
         finally:
             stop_server(run)
     machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
@@ -83,7 +91,7 @@ def main() -> None:
         json.dumps({"machine": machine, "command": command, **result}, indent=2)
     )
     lines = [
-        "# Full face pipeline on CPU (/v1/embed: decode, MTCNN, align, embed)",
+        "# Full face pipeline on CPU (/v1/embed: decode, detect, align, embed)",
         "",
         f"Machine: {machine}; server (default config) and load generator on the same cores. "
         f"Command: `{command}`; closed loop, {args.seconds:.0f} s per level, one image per request. "

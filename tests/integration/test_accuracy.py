@@ -41,3 +41,10 @@ def test_identification_on_lfw_dev(models_dir: Path, lfw_dir: Path, tmp_path: Pa
     assert res["enrolled"] >= 740 and res["rank1"] >= 0.96
     at_default = res["sweep"]["0.60"]  # gallery.identify_threshold
     assert at_default["strangers_matched"] <= 0.02 and at_default["rank1"] >= 0.85
+
+
+def test_blazeface_path_on_lfw_dev(server: Running, lfw_dir: Path, models_dir: Path) -> None:
+    if not (models_dir / "blazeface" / "1").is_dir():
+        pytest.skip("the blazeface pack is not installed: run `facepipe models pull blazeface`")
+    res = lfw(server.url, lfw_dir, concurrency=8, detector="blazeface")
+    assert res["no_face"] == 0 and res["accuracy"] >= 0.98 and res["tar_at_far_0.001"] >= 0.95
