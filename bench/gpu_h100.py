@@ -261,18 +261,19 @@ def report(src: Path, out: Path) -> None:
         )
         lines += [
             "",
-            "An earlier run with 4 workers, each stage with its own GPU session: "
+            "An earlier run (4 workers, each stage with its own GPU session, before TCP_NODELAY was set on "
+            "the shared socket): "
             f"{e_kserve['faces_per_s']:,.0f} faces/s (KServe x64), {e_photos['qps']:,.0f} photos/s "
             "(/v1/embed); sharing one session per model in a process saves GPU memory (8 workers fit) "
             "but serialises detection and embedding.",
         ]
     lines += [
         "",
-        "Where the time goes: the model alone would carry 29k faces/s; the server is bound by Python on "
+        "Where the time goes: the model alone would carry 30k faces/s; the server is bound by Python on "
         "the CPU side: image decoding and per-item queueing for multi-image requests, the HTTP front end "
-        "for single-image requests (each worker process tops out near 300-400 req/s), and MTCNN's NMS "
-        "and box bookkeeping (numpy, per image) for photos. Not met here: 20k faces/s end to end, 5k "
-        "single-image req/s, p99 ≤ 20 ms at half rate, 2k photos/s.",
+        "for single-image requests (8 processes share 16 cores with 6 load-generator processes), and "
+        "MTCNN's NMS and box bookkeeping (numpy, per image) for photos. Not met here: 20k faces/s end to "
+        "end, p99 ≤ 20 ms at half rate (open loop), 2k photos/s.",
     ]
     (out / "gpu-h100.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
