@@ -47,14 +47,17 @@ def serve_workers(n: int, host: str, port: int, child: Callable[[socket.socket, 
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info("%d workers serving on %s:%d", n, host, port)
-    while any(p.is_alive() for p in procs):
-        died = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-        if died and not stopping:
-            log.error("worker %s exited with %s: stopping the others", died[0].name, died[0].exitcode)
-            stop(signal.SIGTERM, None)
-        time.sleep(0.2)
-    sock.close()
+    try:
+        while any(p.is_alive() for p in procs):
+            died = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+            if died and not stopping:
+                log.error("worker %s exited with %s: stopping the others", died[0].name, died[0].exitcode)
+                stop(signal.SIGTERM, None)
+            time.sleep(0.2)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        sock.close()
     return max((abs(p.exitcode or 0) for p in procs), default=0)
