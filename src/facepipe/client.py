@@ -5,7 +5,8 @@
         faces = c.detect(["group.jpg"])[0].faces
         print(c.verify("a.jpg", "b.jpg").match)
 
-Both have the same methods with typed results (``facepipe.client_calls``); server errors raise the
+Both speak HTTP, or gRPC for the face and gallery operations (``grpc="host:port"``), and have the
+same methods with typed results (``facepipe.client_calls``); server errors raise the
 matching ``facepipe.errors`` class (``NotFound``, ``InvalidInput``, ``Overloaded``, ...). A 503 is
 retried with exponential backoff (``retries`` times) before it is raised.
 """
@@ -18,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import grpc as grpc_lib
 import httpx
 import numpy as np
 
@@ -32,9 +34,13 @@ from facepipe.client_calls import (
     Match,
     Subject,
     Verification,
+    face_reply,
+    face_request,
+    grpc_error,
     server_error,
 )
 from facepipe.errors import Overloaded, Unreachable
+from facepipe.protos import face_service_pb2 as face_pb
 
 __all__ = [
     "AsyncClient",
@@ -73,7 +79,18 @@ def _request(call: Call[Any]) -> dict[str, Any]:
     return {"json": call.json, "files": call.files, "data": call.data, "params": call.params}
 
 
+def _method(channel: Any, rpc: str) -> Any:
+    return channel.unary_unary(
+        f"/facepipe.v1.Face/{rpc}",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=face_pb.FaceReply.FromString,
+    )
+
+
 class Client:
+    """``grpc="host:port"``: the face and gallery operations go over gRPC (facepipe.v1.Face), the
+    rest (``infer``) over HTTP."""
+
     def __init__(
         self,
         url: str = "http://127.0.0.1:9998",
@@ -81,9 +98,12 @@ class Client:
         timeout: float = 30.0,
         retries: int = 3,
         backoff_s: float = 0.05,
+        grpc: str | None = None,
     ) -> None:
-        self.retries, self.backoff_s = retries, backoff_s
+        self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
         self._http = httpx.Client(base_url=url, headers=_headers(api_key), timeout=timeout)
+        self._meta = list(_headers(api_key).items())
+        self._channel = grpc_lib.insecure_channel(grpc) if grpc else None
 
     def __enter__(self) -> Client:
         return self
@@ -93,8 +113,12 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+        if self._channel is not None:
+            self._channel.close()
 
     def _do(self, call: Call[T]) -> T:
+        if self._channel is not None and call.rpc:
+            return self._do_grpc(call)
         for attempt in range(self.retries + 1):
             try:
                 r = self._http.request(call.method, call.path, **_request(call))
@@ -102,6 +126,19 @@ class Client:
                 raise Unreachable(f"cannot reach {self._http.base_url}: {exc}") from None
             if r.status_code != RETRY_STATUS or attempt == self.retries:
                 return _result(call, r)
+            time.sleep(_backoff(attempt, self.backoff_s))
+        raise Overloaded("unreachable")  # pragma: no cover
+
+    def _do_grpc(self, call: Call[T]) -> T:
+        request = face_request(call)
+        for attempt in range(self.retries + 1):
+            try:
+                reply = _method(self._channel, call.rpc)(request, metadata=self._meta, timeout=self.timeout)
+                return face_reply(call, reply)
+            except grpc_lib.RpcError as exc:
+                code = exc.code().name
+                if code != "UNAVAILABLE" or attempt == self.retries:
+                    raise grpc_error(code, exc.details() or code) from None
             time.sleep(_backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 
@@ -165,9 +202,12 @@ class AsyncClient:
         timeout: float = 30.0,
         retries: int = 3,
         backoff_s: float = 0.05,
+        grpc: str | None = None,
     ) -> None:
-        self.retries, self.backoff_s = retries, backoff_s
+        self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
         self._http = httpx.AsyncClient(base_url=url, headers=_headers(api_key), timeout=timeout)
+        self._meta = list(_headers(api_key).items())
+        self._channel = grpc_lib.aio.insecure_channel(grpc) if grpc else None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -177,8 +217,12 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+        if self._channel is not None:
+            await self._channel.close()
 
     async def _do(self, call: Call[T]) -> T:
+        if self._channel is not None and call.rpc:
+            return await self._do_grpc(call)
         for attempt in range(self.retries + 1):
             try:
                 r = await self._http.request(call.method, call.path, **_request(call))
@@ -186,6 +230,21 @@ class AsyncClient:
                 raise Unreachable(f"cannot reach {self._http.base_url}: {exc}") from None
             if r.status_code != RETRY_STATUS or attempt == self.retries:
                 return _result(call, r)
+            await asyncio.sleep(_backoff(attempt, self.backoff_s))
+        raise Overloaded("unreachable")  # pragma: no cover
+
+    async def _do_grpc(self, call: Call[T]) -> T:
+        request = face_request(call)
+        for attempt in range(self.retries + 1):
+            try:
+                reply = await _method(self._channel, call.rpc)(
+                    request, metadata=self._meta, timeout=self.timeout
+                )
+                return face_reply(call, reply)
+            except grpc_lib.aio.AioRpcError as exc:
+                code = exc.code().name
+                if code != "UNAVAILABLE" or attempt == self.retries:
+                    raise grpc_error(code, exc.details() or code) from None
             await asyncio.sleep(_backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 

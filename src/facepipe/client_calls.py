@@ -4,6 +4,7 @@ the blocking and the asyncio client, with typed results."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ class Call(Generic[T]):
     data: dict[str, str] | None = None
     params: dict[str, str] | None = None
     raw: bool = False  # parse the body bytes, not JSON
+    rpc: str = ""  # the facepipe.v1.Face method of the same operation ("": HTTP only)
+    sid: str = ""  # the route's subject id
+    fid: int = 0  # the route's face id
 
 
 @dataclass(slots=True)
@@ -171,30 +175,31 @@ def _subject(doc: dict[str, Any]) -> Subject:
 
 
 def detect(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
-    return Call("POST", "/v1/detect", _images, files=_files(images), data=_form(params))
+    return Call("POST", "/v1/detect", _images, files=_files(images), data=_form(params), rpc="Detect")
 
 
 def embed(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
-    return Call("POST", "/v1/embed", _images, files=_files(images), data=_form(params))
+    return Call("POST", "/v1/embed", _images, files=_files(images), data=_form(params), rpc="Embed")
 
 
 def embed_aligned(images: Sequence[Image]) -> Call[np.ndarray]:
     def parse(doc: dict[str, Any]) -> np.ndarray:
         return np.asarray([r["embedding"] for r in doc["results"]], np.float32)
 
-    return Call("POST", "/v1/embed", parse, files=_files(images), data={"aligned": "true"})
+    return Call("POST", "/v1/embed", parse, files=_files(images), data={"aligned": "true"}, rpc="Embed")
 
 
 def verify(a: Image, b: Image, threshold: float | None = None) -> Call[Verification]:
     def parse(doc: dict[str, Any]) -> Verification:
         return Verification(doc["similarity"], doc["threshold"], doc["match"])
 
-    return Call("POST", "/v1/verify", parse, files=_files([a, b]), data=_form({"threshold": threshold}))
+    data = _form({"threshold": threshold})
+    return Call("POST", "/v1/verify", parse, files=_files([a, b]), data=data, rpc="Verify")
 
 
 def identify(images: Sequence[Image], k: int = 1, threshold: float | None = None) -> Call[list[ImageResult]]:
     data = _form({"k": k, "threshold": threshold})
-    return Call("POST", "/v1/identify", _images, files=_files(images), data=data)
+    return Call("POST", "/v1/identify", _images, files=_files(images), data=data, rpc="Identify")
 
 
 def identify_embeddings(embeddings: np.ndarray, k: int = 1) -> Call[list[list[Match]]]:
@@ -202,27 +207,29 @@ def identify_embeddings(embeddings: np.ndarray, k: int = 1) -> Call[list[list[Ma
         return [[Match(**m) for m in r["matches"]] for r in doc["results"]]
 
     body = {"embeddings": np.asarray(embeddings, np.float32).tolist(), "k": k}
-    return Call("POST", "/v1/identify/embeddings", parse, json=body)
+    return Call("POST", "/v1/identify/embeddings", parse, json=body, rpc="IdentifyEmbeddings")
 
 
 def create_subject(name: str, id: str | None = None, metadata: dict[str, Any] | None = None) -> Call[Subject]:
     body = {"name": name, "id": id, "metadata": metadata or {}}
-    return Call("POST", "/v1/subjects", _subject, json={k: v for k, v in body.items() if v is not None})
+    doc = {k: v for k, v in body.items() if v is not None}
+    return Call("POST", "/v1/subjects", _subject, json=doc, rpc="SubjectsCreate")
 
 
 def subject(sid: str) -> Call[Subject]:
-    return Call("GET", f"/v1/subjects/{sid}", _subject)
+    return Call("GET", f"/v1/subjects/{sid}", _subject, rpc="SubjectsGet", sid=sid)
 
 
 def subjects(offset: int = 0, limit: int = 100) -> Call[tuple[list[Subject], int]]:
     def parse(doc: dict[str, Any]) -> tuple[list[Subject], int]:
         return [_subject(s) for s in doc["subjects"]], doc["total"]
 
-    return Call("GET", "/v1/subjects", parse, params={"offset": str(offset), "limit": str(limit)})
+    paging = {"offset": str(offset), "limit": str(limit)}
+    return Call("GET", "/v1/subjects", parse, params=paging, rpc="SubjectsList")
 
 
 def delete_subject(sid: str) -> Call[int]:
-    return Call("DELETE", f"/v1/subjects/{sid}", lambda doc: int(doc["faces"]))
+    return Call("DELETE", f"/v1/subjects/{sid}", lambda doc: int(doc["faces"]), rpc="SubjectsDelete", sid=sid)
 
 
 def enrol(sid: str, images: Sequence[Image], **params: Any) -> Call[Enrolment]:
@@ -230,19 +237,25 @@ def enrol(sid: str, images: Sequence[Image], **params: Any) -> Call[Enrolment]:
         faces = [EnrolledFace(f["id"], f["image"], f["created"]) for f in doc["faces"]]
         return Enrolment(doc["subject"], faces, [s["image"] for s in doc["skipped"]])
 
-    return Call("POST", f"/v1/subjects/{sid}/faces", parse, files=_files(images), data=_form(params))
+    files = _files(images)
+    return Call(
+        "POST", f"/v1/subjects/{sid}/faces", parse, files=files, data=_form(params), rpc="FacesEnrol", sid=sid
+    )
 
 
 def faces(sid: str) -> Call[list[FaceInfo]]:
-    return Call("GET", f"/v1/subjects/{sid}/faces", lambda doc: [FaceInfo(**f) for f in doc["faces"]])
+    def parse(doc: dict[str, Any]) -> list[FaceInfo]:
+        return [FaceInfo(**f) for f in doc["faces"]]
+
+    return Call("GET", f"/v1/subjects/{sid}/faces", parse, rpc="FacesList", sid=sid)
 
 
 def delete_face(fid: int) -> Call[None]:
-    return Call("DELETE", f"/v1/faces/{fid}", lambda _: None)
+    return Call("DELETE", f"/v1/faces/{fid}", lambda _: None, rpc="FacesDelete", fid=fid)
 
 
 def face_crop(fid: int) -> Call[bytes]:
-    return Call("GET", f"/v1/faces/{fid}/crop", bytes, raw=True)
+    return Call("GET", f"/v1/faces/{fid}/crop", bytes, raw=True, rpc="FacesCrop", fid=fid)
 
 
 def infer(
@@ -265,3 +278,28 @@ def infer(
 
     base = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
     return Call("POST", base + "/infer", parse, json={"inputs": tensors})
+
+
+def face_request(call: Call[Any]) -> Any:
+    """The facepipe.v1.Face request of ``call`` (the same operation as its HTTP route)."""
+    from facepipe.protos import face_service_pb2 as pb
+
+    if not call.rpc:
+        raise errors.InvalidInput(f"{call.method} {call.path} is not part of the gRPC face API; use HTTP")
+    images = [f[1][1] for f in call.files or []]
+    params = {**(call.data or {}), **(call.params or {})}
+    body = json.dumps(call.json) if call.json is not None else ""
+    return pb.FaceRequest(images=images, params=params, json=body, subject=call.sid, face=call.fid)
+
+
+def face_reply(call: Call[T], reply: Any) -> T:
+    return call.parse(bytes(reply.data) if call.raw else json.loads(reply.json))
+
+
+_BY_GRPC = {c.grpc_status: c for c in _ERRORS.values() if c.grpc_status != "INVALID_ARGUMENT"}
+
+
+def grpc_error(code: str, details: str) -> errors.FacepipeError:
+    """The exception for a gRPC status (the server's error classes map one-to-one on statuses)."""
+    cls = errors.InvalidInput if code == "INVALID_ARGUMENT" else _BY_GRPC.get(code, errors.FacepipeError)
+    return cls(details)

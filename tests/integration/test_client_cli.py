@@ -31,16 +31,18 @@ def cserver(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     stop_server(running)
 
 
-def test_client_round_trip(cserver: Running, lfw_dir: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_client_round_trip(cserver: Running, lfw_dir: Path, transport: str) -> None:
     ((name, paths),) = people(lfw_dir, 1, 3).items()
-    with Client(cserver.url, ADMIN) as c:
+    grpc = cserver.grpc if transport == "grpc" else None
+    with Client(cserver.url, ADMIN, grpc=grpc) as c:
         faces = c.detect([paths[0]])[0].faces
         assert len(faces) == 1 and faces[0].score > 0.9 and len(faces[0].landmarks) == 5
         emb = c.embed([paths[0]])[0].faces[0].embedding
         assert emb is not None and emb.shape == (192,) and abs(float(np.linalg.norm(emb)) - 1) < 1e-4
         assert c.verify(paths[0], paths[1]).match
-        s = c.create_subject(name, id="c-" + name, metadata={"k": 1})
-        assert (s.id, s.metadata) == ("c-" + name, {"k": 1})
+        s = c.create_subject(name, id=f"{transport}-{name}", metadata={"k": 1})
+        assert (s.id, s.metadata) == (f"{transport}-{name}", {"k": 1})
         enrolled = c.enrol(s.id, [paths[0], paths[1]])
         assert [f.created for f in enrolled.faces] == [True, True]
         assert c.identify([paths[2]])[0].faces[0].matches[0].subject == s.id
@@ -53,15 +55,17 @@ def test_client_round_trip(cserver: Running, lfw_dir: Path) -> None:
             c.subject(s.id)
         with pytest.raises(InvalidInput, match="image"):
             c.detect([b"\xff\xd8\xff\xe0 not a jpeg"])
-    with Client(cserver.url, READ) as c, pytest.raises(Forbidden, match="read-only"):
+    with Client(cserver.url, READ, grpc=grpc) as c, pytest.raises(Forbidden, match="read-only"):
         c.create_subject("x")
 
 
-def test_async_client(cserver: Running, lfw_dir: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_async_client(cserver: Running, lfw_dir: Path, transport: str) -> None:
     paths = [p for ps in people(lfw_dir, 4, 1).values() for p in ps]
+    grpc = cserver.grpc if transport == "grpc" else None
 
     async def run() -> list[int]:
-        async with AsyncClient(cserver.url, READ) as c:
+        async with AsyncClient(cserver.url, READ, grpc=grpc) as c:
             results = await asyncio.gather(*(c.detect([p]) for p in paths))
             return [len(r[0].faces) for r in results]
 
