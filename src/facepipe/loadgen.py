@@ -59,14 +59,25 @@ def encode_post(
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 response: the body by Content-Length, or by chunks (servers that stream)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    length = 0
+    length, chunked = 0, False
     for line in lines[1:]:
-        if line[:15].lower() == b"content-length:":
+        low = line.lower()
+        if low.startswith(b"content-length:"):
             length = int(line[15:])
-    return status, await reader.readexactly(length)
+        elif low.startswith(b"transfer-encoding:") and b"chunked" in low:
+            chunked = True
+    if not chunked:
+        return status, await reader.readexactly(length)
+    body = bytearray()
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+    await reader.readuntil(b"\r\n")  # the empty trailer
+    return status, bytes(body)
 
 
 async def _connection(

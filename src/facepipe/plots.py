@@ -35,6 +35,22 @@ def bench(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def compare_bench(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """Several servers' throughput and p99 against concurrency, side by side."""
+    plt = _pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, result in results.items():
+        x = [lv["concurrency"] for lv in result["levels"]]
+        ax.plot(x, [lv["qps"] for lv in result["levels"]], "o-", label=name)
+        ax2.plot(x, [lv["p99_ms"] for lv in result["levels"]], "s-", label=name)
+    ax.set(xlabel="concurrency", ylabel="requests/s", xscale="log")
+    ax2.set(xlabel="concurrency", ylabel="p99 latency (ms)", xscale="log", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def roc(scores: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
     """TAR against FAR on a log axis."""
     plt = _pyplot()

@@ -54,3 +54,14 @@ def test_close_stops_takers() -> None:
 def test_rejects_zero_batch() -> None:
     with pytest.raises(ValueError, match="max_batch_size"):
         Batcher(0, 0, 1)
+
+
+def test_a_worker_leaves_idle_workers_their_share() -> None:
+    b: Batcher[int] = Batcher(max_batch_size=8, max_wait_s=0, capacity=16)
+    for i in range(4):
+        b.put_nowait(i)
+    assert b.take() == [0, 1, 2, 3]  # nobody else idle: all of it
+    for i in range(4):
+        b.put_nowait(i)
+    b._idle = 1  # another worker is waiting for work
+    assert b.take() == [0, 1]  # half of what is queued; the other half is left for it

@@ -1,8 +1,15 @@
-"""Dynamic batching: take up to ``max_batch_size`` items, waiting at most ``max_wait_s`` after the first."""
+"""Dynamic batching: take up to ``max_batch_size`` items, waiting at most ``max_wait_s`` after the first.
+
+A worker that finds other workers idle takes only its share of what is queued: four requests and two
+idle workers make two batches of two, run side by side, not one batch of four on one core while the
+other core waits.
+"""
 
 from __future__ import annotations
 
+import math
 import queue
+import threading
 import time
 from typing import Generic, TypeVar
 
@@ -18,6 +25,8 @@ class Batcher(Generic[T]):
         self.max_batch_size = max_batch_size
         self.max_wait_s = max(0.0, max_wait_s)
         self._queue: queue.Queue[T | None] = queue.Queue(maxsize=capacity)
+        self._idle = 0  # workers blocked waiting for a first item
+        self._idle_lock = threading.Lock()
 
     def put_nowait(self, item: T) -> None:
         self._queue.put_nowait(item)
@@ -42,12 +51,22 @@ class Batcher(Generic[T]):
 
         Returns None when the batcher was closed and nothing is left before the stop marker.
         """
-        first = self._queue.get()
+        with self._idle_lock:
+            self._idle += 1
+        try:
+            first = self._queue.get()
+        finally:
+            with self._idle_lock:
+                self._idle -= 1
+                others = self._idle
         if first is None:
             return None
         batch = [first]
+        limit = self.max_batch_size
+        if others:  # leave the idle workers their share of what is already queued
+            limit = min(limit, max(1, math.ceil((1 + self._queue.qsize()) / (1 + others))))
         deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch_size:
+        while len(batch) < limit:
             try:
                 # Items already queued are taken without waiting; only then do we wait for more.
                 nxt = self._queue.get_nowait()
