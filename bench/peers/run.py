@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,9 @@ def start_peer(python: str, script: str, env: dict, body: bytes) -> tuple[subpro
         "PEER_MODEL": str(ROOT / "models/mobilefacenet/1/model.onnx"),
     }
     log = open(tempfile.mktemp(suffix=".log"), "wb")  # noqa: SIM115
-    proc = subprocess.Popen([python, script], cwd=HERE, env=full, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [python, script], cwd=HERE, env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}/predict"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -85,12 +89,15 @@ def start_peer(python: str, script: str, env: dict, body: bytes) -> tuple[subpro
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
+    """The peer and every process it started (LitServe workers, Ray's raylet and replicas)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
 
 
 def peer(python: str, name: str, bodies: list[bytes], seconds: float) -> dict:
