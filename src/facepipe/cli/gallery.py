@@ -12,6 +12,7 @@ from rich.table import Table
 
 from facepipe.cli.common import (
     DEFAULT_URL,
+    IMAGE_SUFFIXES,
     ApiKey,
     AsJson,
     DataDir,
@@ -27,14 +28,13 @@ from facepipe.errors import Conflict
 
 gallery_app = typer.Typer(help="The face gallery: bulk enrolment, listing, deletion, re-embedding.")
 app.add_typer(gallery_app, name="gallery", no_args_is_help=True)
-IMAGES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 def _todo(c: Client, root: Path) -> list[tuple[str, list[Path]]]:
     """Per sub-folder (subject id), the images not enrolled yet (by sha256, as the server has them)."""
     work = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGES)
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         try:
             c.create_subject(folder.name.replace("_", " "), id=folder.name)
             done: set[str] = set()

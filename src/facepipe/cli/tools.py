@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from facepipe.cli.common import DEFAULT_URL, ApiKey, Url, app, console, emit_json, out
+from facepipe.cli.common import DEFAULT_URL, IMAGE_SUFFIXES, ApiKey, Url, app, console, emit_json, out
 from facepipe.errors import InvalidInput
 from facepipe.loadgen import Level
 
@@ -18,12 +18,14 @@ bench_app = typer.Typer(help="Load generator: concurrency sweeps and fixed-rate 
 eval_app = typer.Typer(help="Accuracy of a running server on labelled pairs.")
 app.add_typer(bench_app, name="bench", no_args_is_help=True)
 app.add_typer(eval_app, name="eval", no_args_is_help=True)
-IMAGES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 def _images(paths: list[Path], limit: int) -> list[bytes]:
     files = [
-        f for p in paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p]) if f.suffix.lower() in IMAGES
+        f
+        for p in paths
+        for f in (sorted(p.rglob("*")) if p.is_dir() else [p])
+        if f.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not files:
         raise InvalidInput("no images found (JPEG, PNG, WebP or BMP files, or folders of them)")

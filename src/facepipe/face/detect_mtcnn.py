@@ -107,9 +107,6 @@ class MtcnnDetector:
         boxes = replace(runtime, max_batch=0)  # R- and O-Net take every candidate box of a batch at once
         self.rnet = Net(rnet, open_session(rnet, boxes))
         self.onet = Net(onet, open_session(onet, boxes))
-        for net in (self.rnet, self.onet):
-            if hasattr(net.session, "warmup"):
-                net.session.warmup()
 
     def proposals(self, image: np.ndarray, p: DetectParams) -> np.ndarray:
         h, w = image.shape[:2]

@@ -86,8 +86,6 @@ class TensorOp:
 
     def setup(self) -> None:
         self.session = open_session(self.bundle, self.runtime)
-        if hasattr(self.session, "warmup"):
-            self.session.warmup()
 
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:

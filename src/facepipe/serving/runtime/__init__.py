@@ -1,6 +1,6 @@
 """Inference runtimes: onnxruntime on CPU (the default), PyTorch on CUDA (or CPU) for the same bundle.
 
-``open_session(bundle, spec)`` gives an object with ``input_names``, ``output_names`` and
+``open_session(bundle, spec)`` gives a ready (warmed-up) object with ``input_names``, ``output_names`` and
 ``run(inputs) -> outputs``; the torch one also has ``run_pixels(uint8 NHWC)`` (normalised on device).
 """
 
@@ -47,7 +47,9 @@ def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
         from facepipe.serving.runtime.torch_cuda import Device, shared_session
 
         device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
-        return shared_session(bundle, device)
+        session = shared_session(bundle, device)
+        session.warmup()  # CUDA graphs of every batch bucket captured now, not on live requests
+        return session
     from facepipe.serving.runtime.onnx import OnnxSession
 
     return OnnxSession(bundle, spec.threads)

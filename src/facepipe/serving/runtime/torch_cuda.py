@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,27 +146,27 @@ class TorchSession:
     def _numpy(self, outs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
         return [o.float().cpu().numpy() for o in outs]
 
-    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Like ``OnnxSession.run``: float inputs (already normalised), outputs as float32 arrays."""
-        x = next(iter(inputs.values()))
+    def _chunked(
+        self, batch: np.ndarray, prepare: Callable[[torch.Tensor], torch.Tensor]
+    ) -> list[np.ndarray]:
+        """``batch`` in calls of at most ``max_batch``, each uploaded and ``prepare``d on the device."""
         parts = []
         with self._lock, self._on_stream():
-            for i in range(0, x.shape[0], self.max_batch):
-                t = torch.from_numpy(np.ascontiguousarray(x[i : i + self.max_batch]))
-                parts.append(self._numpy(self._forward(t.to(self.device.torch_device, self.dtype))))
+            for i in range(0, batch.shape[0], self.max_batch):
+                t = torch.from_numpy(np.ascontiguousarray(batch[i : i + self.max_batch]))
+                parts.append(self._numpy(self._forward(prepare(t.to(self.device.torch_device)))))
         return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Like ``OnnxSession.run``: float inputs (already normalised), outputs as float32 arrays."""
+        return self._chunked(next(iter(inputs.values())), lambda t: t.to(self.dtype))
 
     def run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
         """uint8 NHWC RGB images at the model's input size, normalised on the device."""
-        parts = []
-        with self._lock, self._on_stream():
-            for i in range(0, pixels.shape[0], self.max_batch):
-                t = torch.from_numpy(np.ascontiguousarray(pixels[i : i + self.max_batch]))
-                t = t.to(self.device.torch_device, non_blocking=True).float()
-                if self._bgr:
-                    t = t.flip(-1)
-                x = ((t - self._mean) / self._std).to(self.dtype)
-                if self._nchw:
-                    x = x.permute(0, 3, 1, 2)
-                parts.append(self._numpy(self._forward(x)))
-        return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
+
+        def normalise(t: torch.Tensor) -> torch.Tensor:
+            t = t.float().flip(-1) if self._bgr else t.float()
+            x = ((t - self._mean) / self._std).to(self.dtype)
+            return x.permute(0, 3, 1, 2) if self._nchw else x
+
+        return self._chunked(pixels, normalise)
