@@ -62,8 +62,7 @@ class Gallery:
     def load(self) -> None:
         """Build the index and the maps from the store (at start, or after falling far behind)."""
         self._seq = self.store.last_change()
-        subjects, _ = self.store.subjects(0, 1 << 62)
-        self._names = {s.id: s.name for s in subjects}
+        self._names = self.store.names()
         self.stale = {m: n for m, n in self.store.model_counts().items() if m != self.model}
         ids, vecs, owners = [], [], []
         for fids, sids, emb in self.store.embeddings(self.model):
@@ -100,22 +99,22 @@ class Gallery:
         """Apply the store's change log since the last entry applied (this process's writes and any
         other process's). Idempotent: a face is re-read and indexed as the store now has it."""
         with self._lock:
-            oldest, newest, changes = self.store.changes_since(self._seq)
+            changes = self.store.changes_since(self._seq)
             if not changes:
                 return
-            if oldest > self._seq + 1 and self._seq:  # fell behind the log's pruning: start over
-                self.load()
+            if self._seq and changes[0][0] > self._seq + 1 and self.store.oldest_change() > self._seq + 1:
+                self.load()  # fell behind the log's pruning: start over
                 return
-            for kind, ref in dict.fromkeys(changes):
+            for kind, ref in dict.fromkeys((k, r) for _, k, r in changes):
                 if kind == "subject":
-                    found = self.store.subject(ref)
-                    if found is None:
+                    name = self.store.name(ref)
+                    if name is None:
                         self._names.pop(ref, None)
                     else:
-                        self._names[ref] = found.name
+                        self._names[ref] = name
                 else:
                     self._apply_face(int(ref))
-            self._seq = newest
+            self._seq = changes[-1][0]
 
     def _apply_face(self, fid: int) -> None:
         if fid in self._subject_of:

@@ -301,15 +301,22 @@ class Store:
     def last_change(self) -> int:
         return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")[0])
 
-    def changes_since(self, seq: int) -> tuple[int, int, list[tuple[str, str]]]:
-        """(oldest seq still logged, newest seq, the (kind, ref) changes after ``seq``)."""
-        oldest, newest = self._one("SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changes")
-        rows = (
-            self._reader()
-            .execute("SELECT kind, ref FROM changes WHERE seq > ? ORDER BY seq", (seq,))
-            .fetchall()
-        )
-        return int(oldest), int(newest), [(str(k), str(r)) for k, r in rows]
+    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
+        """The (seq, kind, ref) changes after ``seq``, oldest first (one indexed query; searches
+        call it before every search)."""
+        rows = self._reader().execute("SELECT seq, kind, ref FROM changes WHERE seq > ? ORDER BY seq", (seq,))
+        return [(int(s), str(k), str(r)) for s, k, r in rows.fetchall()]
+
+    def oldest_change(self) -> int:
+        return int(self._one("SELECT COALESCE(MIN(seq), 0) FROM changes")[0])
+
+    def names(self) -> dict[str, str]:
+        """Subject id -> name (what the index needs; no face counts)."""
+        return {str(i): str(n) for i, n in self._reader().execute("SELECT id, name FROM subjects").fetchall()}
+
+    def name(self, sid: str) -> str | None:
+        row = self._one("SELECT name FROM subjects WHERE id = ?", (sid,))
+        return None if row is None else str(row[0])
 
     def face_vector(self, fid: int) -> tuple[str, tuple[str, str], np.ndarray] | None:
         """(subject, model, embedding) of one face, or None if it is gone."""
