@@ -87,9 +87,12 @@ def _method(channel: Any, rpc: str) -> Any:
     )
 
 
-class Client:
-    """``grpc="host:port"``: the face and gallery operations go over gRPC (facepipe.v1.Face), the
-    rest (``infer``) over HTTP."""
+class _Base:
+    """What both clients hold: the HTTP client, the gRPC channel if asked for, retry settings.
+    ``grpc="host:port"``: the face and gallery operations go over gRPC (facepipe.v1.Face), the rest
+    (``infer``) over HTTP."""
+
+    blocking = True
 
     def __init__(
         self,
@@ -101,10 +104,14 @@ class Client:
         grpc: str | None = None,
     ) -> None:
         self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
-        self._http = httpx.Client(base_url=url, headers=_headers(api_key), timeout=timeout)
+        http = httpx.Client if self.blocking else httpx.AsyncClient
+        self._http: Any = http(base_url=url, headers=_headers(api_key), timeout=timeout)
         self._meta = list(_headers(api_key).items())
-        self._channel = grpc_lib.insecure_channel(grpc) if grpc else None
+        channel = grpc_lib.insecure_channel if self.blocking else grpc_lib.aio.insecure_channel
+        self._channel: Any = channel(grpc) if grpc else None
 
+
+class Client(_Base):
     def __enter__(self) -> Client:
         return self
 
@@ -194,20 +201,8 @@ class Client:
         return self._do(calls.infer(model, inputs, version))
 
 
-class AsyncClient:
-    def __init__(
-        self,
-        url: str = "http://127.0.0.1:9998",
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.05,
-        grpc: str | None = None,
-    ) -> None:
-        self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
-        self._http = httpx.AsyncClient(base_url=url, headers=_headers(api_key), timeout=timeout)
-        self._meta = list(_headers(api_key).items())
-        self._channel = grpc_lib.aio.insecure_channel(grpc) if grpc else None
+class AsyncClient(_Base):
+    blocking = False
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import grpc
 import numpy as np
 
+Result = tuple[list[float], dict[str, int]]  # latencies (s) and errors by kind, of one client process
+
 
 @dataclass(slots=True)
 class Level:
@@ -134,12 +136,15 @@ def closed_loop(
     shards = [list(range(p, concurrency, processes)) for p in range(processes)]
     jobs = [(url, requests, s, concurrency, stop, ok) for s in shards]
     t0 = time.perf_counter()
-    if processes == 1:
-        results = [_process(jobs[0])]
-    else:
-        with mp.get_context("fork").Pool(processes) as pool:
-            results = pool.map(_process, jobs)
-    return _level(concurrency, results, time.perf_counter() - t0)
+    return _level(concurrency, _run_jobs(_process, jobs), time.perf_counter() - t0)
+
+
+def _run_jobs(fn: Callable[[Any], Result], jobs: list[Any]) -> list[Result]:
+    """One job in this process, several in forked client processes."""
+    if len(jobs) == 1:
+        return [fn(jobs[0])]
+    with mp.get_context("fork").Pool(len(jobs)) as pool:
+        return pool.map(fn, jobs)
 
 
 def _level(concurrency: int, results: list[tuple[list[float], dict[str, int]]], wall: float) -> Level:
@@ -227,12 +232,7 @@ def open_loop(
     of the result is the offered rate."""
     jobs = [(url, requests, rate / processes, seconds, ok, p) for p in range(processes)]
     t0 = time.perf_counter()
-    if processes == 1:
-        results = [_open_job(jobs[0])]
-    else:
-        with mp.get_context("fork").Pool(processes) as pool:
-            results = pool.map(_open_job, jobs)
-    return _level(int(rate), results, time.perf_counter() - t0)
+    return _level(int(rate), _run_jobs(_open_job, jobs), time.perf_counter() - t0)
 
 
 async def _grpc_worker(
