@@ -17,3 +17,36 @@ def test_reads_sized_and_chunked_responses_back_to_back() -> None:
         return [await _read_response(r), await _read_response(r)]
 
     assert asyncio.run(run()) == [(200, b"hello world"), (503, b"no")]
+
+
+def test_open_loop_resends_on_a_keep_alive_connection_the_server_closed() -> None:
+    import socket
+    import threading
+
+    from facepipe.loadgen import encode_post, open_loop
+
+    ready = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()  # one answer per connection, as a server whose keep-alive timed out
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0, family=socket.AF_INET)
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            await asyncio.sleep(4)
+            server.close()
+
+        asyncio.run(main())
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert ready.wait(5)
+    url = f"http://127.0.0.1:{port[0]}/x"
+    level = open_loop(url, [encode_post(url, b"{}")], rate=20, seconds=1.5)
+    assert level.errors == {} and level.requests >= 10

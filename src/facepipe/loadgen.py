@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import grpc
 import numpy as np
 
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Result = tuple[list[float], dict[str, int]]  # latencies (s) and errors by kind, of one client process
 
 
@@ -178,15 +179,28 @@ async def _open_process(
     """Poisson arrivals at ``rate``/s; latency counts from the scheduled arrival, so a slow server is
     charged for the queueing it causes (no coordinated omission)."""
     rng = np.random.default_rng(seed)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[Conn] = []
     lat: list[float] = []
     errors: Counter[str] = Counter()
 
+    async def send(conn: Conn, request: bytes) -> tuple[int, bytes]:
+        conn[1].write(request)
+        return await _read_response(conn[0])
+
     async def one(request: bytes, due: float) -> None:
-        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        reused = bool(idle)
+        conn = idle.pop() if reused else await asyncio.open_connection(host, port)
         try:
-            conn[1].write(request)
-            status, body = await _read_response(conn[0])
+            try:
+                status, body = await send(conn, request)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # an idle keep-alive connection the server had closed meanwhile: what every HTTP
+                # client does, send again on a fresh one (the latency still counts from ``due``)
+                conn[1].close()
+                conn = await asyncio.open_connection(host, port)
+                status, body = await send(conn, request)
         except (OSError, asyncio.IncompleteReadError) as exc:
             errors[type(exc).__name__] += 1
             conn[1].close()
