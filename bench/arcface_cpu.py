@@ -20,19 +20,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
+from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
+from facepipe.serving.runtime import RuntimeSpec, cpu_engine, open_session  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 
-def session(model: Path, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+class Session:
+    """The runtime the server's ArcFace op uses, opened the same way (bare: no I/O, no decode)."""
+
+    def __init__(self, bundle: Bundle, threads: int, engine: str) -> None:
+        self.session = open_session(bundle, RuntimeSpec(threads=threads, engine=engine))
+
+    def run(self, _: None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(feed)  # type: ignore[no-any-return]
 
 
 def crops(files: list[Path], n: int = 64) -> np.ndarray:
@@ -42,10 +46,10 @@ def crops(files: list[Path], n: int = 64) -> np.ndarray:
 
 
 def parallel_rate(
-    model: Path, x_all: np.ndarray, workers: int, threads: int, batch: int, seconds: float
+    model: Bundle, x_all: np.ndarray, workers: int, threads: int, batch: int, seconds: float, engine: str
 ) -> float:
     """Images/s of ``workers`` sessions of ``threads`` threads each, run side by side on one batch size."""
-    sessions = [session(model, threads) for _ in range(workers)]
+    sessions = [Session(model, threads, engine) for _ in range(workers)]
     x = x_all[:batch]
     for s in sessions:
         s.run(None, {"input": x})
@@ -66,14 +70,14 @@ def parallel_rate(
     return sum(counts) / (time.perf_counter() - t0)
 
 
-def ceiling(model: Path, x: np.ndarray, seconds: float = 3.0) -> dict[str, float]:
+def ceiling(model: Bundle, x: np.ndarray, engine: str, seconds: float = 3.0) -> dict[str, float]:
     cores = os.cpu_count() or 1
     out = {}
     for batch in (1, 4, 8, 16):
-        out[f"1x{cores}thr_b{batch}_img_s"] = parallel_rate(model, x, 1, cores, batch, seconds)
-        out[f"{cores}x1thr_b{batch}_img_s"] = parallel_rate(model, x, cores, 1, batch, seconds)
+        out[f"1x{cores}thr_b{batch}_img_s"] = parallel_rate(model, x, 1, cores, batch, seconds, engine)
+        out[f"{cores}x1thr_b{batch}_img_s"] = parallel_rate(model, x, cores, 1, batch, seconds, engine)
     for threads in sorted({1, cores}):
-        sess, lat = session(model, threads), []
+        sess, lat = Session(model, threads, engine), []
         for i in range(300):
             t0 = time.perf_counter()
             sess.run(None, {"input": x[i % len(x)][None]})
@@ -94,7 +98,7 @@ def sweep(
         "concurrency": workers,
         "batch_size": args.batch,
         "auto_batching_timeout": args.wait_ms,
-        "local_service_conf": {"thread_num": threads},
+        "local_service_conf": {"thread_num": threads, "engine": args.engine},
     }
     with tempfile.TemporaryDirectory() as tmp:
         extra = {"dag": {"tracer": {"interval_s": 0}}, "op": {"ArcFace": op}, "worker_num": processes}
@@ -123,6 +127,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--out", default="cpu-arcface")
+    ap.add_argument("--engine", default="auto", help="auto (OpenVINO here), openvino or onnxruntime")
     args = ap.parse_args()
     files = sorted((args.data / "images").rglob("*.jpg"))[:700]
     bodies = [
@@ -131,7 +136,9 @@ def main() -> None:
         ).encode()
         for i, f in enumerate(files)
     ]
-    bare = ceiling(args.models / "mobilefacenet/1/model.onnx", crops(files))
+    bundle = load_bundle(args.models / "mobilefacenet/1")
+    engine = cpu_engine(bundle, args.engine)
+    bare = ceiling(bundle, crops(files), args.engine)
     levels = [int(c) for c in args.levels.split(",")]
     main_run = sweep(args, bodies, args.workers, args.threads, levels)
     others = [
@@ -144,6 +151,7 @@ def main() -> None:
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "command": "python bench/arcface_cpu.py " + " ".join(sys.argv[1:]),
         "server_op": op,
+        "engine": engine,
         "images": len(files),
         "ceiling": bare,
         "sweep": sweep_rows,
@@ -161,7 +169,8 @@ def main() -> None:
         f"Command: `{result['command']}`; {len(files)} real LFW images (250x250 JPEG, base64 in the seed's "
         f"JSON), closed loop, {args.seconds:.0f} s per level. Server ArcFace op: {json.dumps(op)}.",
         "",
-        f"Bare model ceiling (onnxruntime in-process, no I/O, no decode), best of workers x threads x batch: "
+        f"Bare model ceiling ({engine} in-process, the server's runtime, no I/O, no decode), best of "
+        "workers x threads x batch: "
         f"**{best:.1f} img/s** ({best_key}). All: " + ", ".join(f"{k} {v:.1f}" for k, v in bare.items()),
         "",
         "| concurrency | QPS | % of ceiling | p50 ms | p90 ms | p99 ms | errors |",

@@ -37,8 +37,8 @@ class LocalServiceConf(_Strict):
     devices: str = ""
     device_type: int = Field(0, ge=0)
     thread_num: int = Field(1, ge=1)
-    precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16)$")
-    engine: Literal["auto", "onnxruntime", "torch"] = "auto"
+    precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16|bf16|BF16)$")
+    engine: Literal["auto", "onnxruntime", "openvino", "torch"] = "auto"
     cuda_graphs: bool = True
     ir_optim: bool = True
     mem_optim: bool = True
@@ -177,11 +177,11 @@ def load_config(path: Path | None) -> Config:
 
 def runtime_spec(op: OpConfig) -> RuntimeSpec:
     """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` (the
-    first listed) with PyTorch; 0 runs on CPU with onnxruntime (``engine: torch`` for PyTorch)."""
+    first listed) with PyTorch; 0 runs on CPU with ``engine`` (``auto``: OpenVINO where it fits)."""
     c = op.local_service_conf
     gpu = c.device_type == 1
     first = c.devices.split(",")[0].strip()
-    engine = "torch" if gpu or c.engine == "torch" else "onnxruntime"
+    engine = "torch" if gpu else c.engine
     return RuntimeSpec(
         threads=c.thread_num,
         device="cuda" if gpu else "cpu",

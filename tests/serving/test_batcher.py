@@ -65,3 +65,35 @@ def test_a_worker_leaves_idle_workers_their_share() -> None:
         b.put_nowait(i)
     b._idle = 1  # another worker is waiting for work
     assert b.take() == [0, 1]  # half of what is queued; the other half is left for it
+
+
+def test_the_last_worker_to_go_idle_is_woken_first() -> None:
+    b: Batcher[str] = Batcher(max_batch_size=1, max_wait_s=0, capacity=4)
+    got: dict[str, list[str] | None] = {}
+
+    def worker(name: str) -> None:
+        got[name] = b.take()
+
+    first = threading.Thread(target=worker, args=("first",))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=worker, args=("second",))
+    second.start()
+    time.sleep(0.05)
+    b.put_nowait("job")
+    second.join(timeout=2)
+    assert got == {"second": ["job"]}  # warm caches: the most recently idle worker runs it
+    b.close(1)
+    first.join(timeout=2)
+    assert got["first"] is None
+
+
+def test_put_waits_for_room_then_gives_up() -> None:
+    b: Batcher[int] = Batcher(max_batch_size=1, max_wait_s=0, capacity=1)
+    b.put(1, timeout=0.1)
+    threading.Timer(0.05, b.take).start()
+    b.put(2, timeout=2)  # room made by the take
+    t0 = time.monotonic()
+    with pytest.raises(queue.Full):
+        b.put(3, timeout=0.05)
+    assert time.monotonic() - t0 >= 0.04

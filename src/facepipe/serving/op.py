@@ -46,3 +46,28 @@ def per_item(fn: Callable[[Any], Any]) -> FunctionOp:
         return out
 
     return FunctionOp(run)
+
+
+class Chain:
+    """Several ops run one after another by the same worker (the seed's preprocess -> process inside
+    one op): no queue hop between them. Items a step fails skip the steps after it."""
+
+    def __init__(self, *ops: Op) -> None:
+        self.ops = ops
+
+    def setup(self) -> None:
+        for op in self.ops:
+            op.setup()
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        out = list(batch)
+        for op in self.ops:
+            live = [i for i, x in enumerate(out) if not isinstance(x, BaseException)]
+            if not live:
+                break
+            results = op([out[i] for i in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"op {type(op).__name__} returned {len(results)} results for {len(live)}")
+            for i, r in zip(live, results, strict=True):
+                out[i] = r
+        return out

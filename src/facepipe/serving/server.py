@@ -95,6 +95,7 @@ class Server:
             lifespan="off",
             timeout_graceful_shutdown=int(o.grace_s),
             access_log=False,
+            proxy_headers=False,
         )
         server = uvicorn.Server(config)
 

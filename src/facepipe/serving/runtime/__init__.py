@@ -1,4 +1,4 @@
-"""Inference runtimes: onnxruntime on CPU (the default), PyTorch on CUDA (or CPU) for the same bundle.
+"""Inference runtimes for the same ONNX bundle: OpenVINO or onnxruntime on CPU, PyTorch on CUDA (or CPU).
 
 ``open_session(bundle, spec)`` gives a ready (warmed-up) object with ``input_names``, ``output_names`` and
 ``run(inputs) -> outputs``; the torch one also has ``run_pixels(uint8 NHWC)`` (normalised on device).
@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ class RuntimeSpec:
     device: str = "cpu"  # "cpu" or "cuda"
     index: int = 0
     precision: str = "fp32"
-    engine: str = "onnxruntime"  # "onnxruntime" or "torch" (always torch on CUDA)
+    engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
     max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
 
@@ -40,16 +41,41 @@ class RuntimeSpec:
 
 
 CPU = RuntimeSpec()
+Run = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+def in_chunks(run: Run, inputs: dict[str, np.ndarray], max_batch: int) -> list[np.ndarray]:
+    """``run`` over a batch (axis 0) in calls of at most ``max_batch``; outputs concatenated."""
+    n = next(iter(inputs.values())).shape[0]
+    if n <= max_batch:
+        return run(inputs)
+    parts = [run({k: v[i : i + max_batch] for k, v in inputs.items()}) for i in range(0, n, max_batch)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def cpu_engine(bundle: Bundle, engine: str) -> str:
+    """``auto`` on CPU: OpenVINO where it is installed and the bundle's inputs vary only in batch
+    (measured twice as fast as onnxruntime, bench/results/cpu-runtimes.md), else onnxruntime."""
+    if engine != "auto":
+        return engine
+    from facepipe.serving.runtime import openvino
+
+    return "openvino" if openvino.installed() and openvino.fits(bundle) else "onnxruntime"
 
 
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
-    if spec.device == "cuda" or spec.engine == "torch":
+    engine = "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+    if engine == "torch":
         from facepipe.serving.runtime.torch_cuda import Device, shared_session
 
         device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
         session = shared_session(bundle, device)
         session.warmup()  # CUDA graphs of every batch bucket captured now, not on live requests
         return session
+    if engine == "openvino":
+        from facepipe.serving.runtime.openvino import OpenVinoSession
+
+        return OpenVinoSession(bundle, spec.threads, spec.precision)
     from facepipe.serving.runtime.onnx import OnnxSession
 
     return OnnxSession(bundle, spec.threads)

@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from facepipe.serving.bundle import Bundle
+from facepipe.serving.runtime import in_chunks
 
 
 class OnnxSession:
@@ -24,13 +25,9 @@ class OnnxSession:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.max_batch = max(1, bundle.manifest.max_batch)
 
+    def _run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(o) for o in self.session.run(self.output_names, inputs)]
+
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run on a batch (axis 0), in chunks of at most ``max_batch``; outputs concatenated."""
-        n = next(iter(inputs.values())).shape[0]
-        if n <= self.max_batch:
-            return [np.asarray(o) for o in self.session.run(self.output_names, inputs)]
-        parts = [
-            self.session.run(self.output_names, {k: v[i : i + self.max_batch] for k, v in inputs.items()})
-            for i in range(0, n, self.max_batch)
-        ]
-        return [np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(len(self.output_names))]
+        return in_chunks(self._run, inputs, self.max_batch)

@@ -1,0 +1,193 @@
+"""Which CPU runtime serves MobileFaceNet fastest without changing its answers: onnxruntime, OpenVINO
+fp32, OpenVINO bf16, and an int8 (QDQ, per-channel, calibrated on 200 lfw-dev crops) model on both.
+
+Throughput: ``workers`` sessions of 1 thread side by side (the server's layout) at batch 1/4/8, and
+1 session of all cores; latency of a batch of 1. Correctness: cosine against onnxruntime fp32 on the
+aligned lfw-dev faces, and lfw-dev k-fold accuracy (reference landmarks, so only the runtime differs).
+Writes bench/results/cpu-runtimes.{json,md}.
+
+    .venv/bin/python bench/cpu_runtimes.py [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from facepipe.evaluation import kfold_accuracy, read_lfw_pairs  # noqa: E402
+from facepipe.face.align import align  # noqa: E402
+from facepipe.server_eval import reference_landmarks  # noqa: E402
+from facepipe.serving.bundle import MODEL_FILE, Bundle, load_bundle  # noqa: E402
+from facepipe.serving.runtime.onnx import OnnxSession  # noqa: E402
+from facepipe.serving.runtime.openvino import OpenVinoSession  # noqa: E402
+
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+def crops(lfw: Path) -> tuple[list[str], np.ndarray]:
+    """Every lfw-dev image aligned with its reference landmarks, as the model's input tensor."""
+    ref = reference_landmarks(lfw / "landmarks_mtcnn.tsv")
+    files = sorted(ref)
+    faces = [align(cv2.imread(str(lfw / "images" / f))[..., ::-1], ref[f]) for f in files]
+    return files, ((np.stack(faces).astype(np.float32) - 127.5) / 128.0).astype(np.float32)
+
+
+def quantized(model: Path, calibration: np.ndarray, out: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calibration[:, None])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    quantize_static(
+        str(model),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    return out
+
+
+def rate(runs: list[Run], x: np.ndarray, seconds: float) -> float:
+    for r in runs:
+        r(x)
+    counts, stop = [0] * len(runs), time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            runs[i](x)
+            counts[i] += len(x)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(runs))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def embed(run: Run, x: np.ndarray) -> np.ndarray:
+    e = np.concatenate([run(x[i : i + 64]) for i in range(0, len(x), 64)])
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def measure(make: Callable[[int], Run], x: np.ndarray, reference: np.ndarray | None, args, lfw) -> dict:
+    cores = os.cpu_count() or 1
+    out: dict = {}
+    for b in (1, 4, 8):
+        out[f"{cores}x1thr_b{b}_img_s"] = rate([make(1) for _ in range(cores)], x[:b], args.seconds)
+    out[f"1x{cores}thr_b8_img_s"] = rate([make(cores)], x[:8], args.seconds)
+    one, lat = make(1), []
+    for i in range(200):
+        t0 = time.perf_counter()
+        one(x[i % 64][None])
+        lat.append((time.perf_counter() - t0) * 1e3)
+    out["batch1_1thr_ms_p50"] = float(np.percentile(lat[20:], 50))
+    emb = embed(one, x)
+    if reference is not None:
+        out["min_cosine_to_onnxruntime_fp32"] = float(np.min(np.sum(emb * reference, axis=1)))
+    files, pairs = lfw
+    index = {f: i for i, f in enumerate(files)}
+    scores = np.array([emb[index[p.left]] @ emb[index[p.right]] for p in pairs])
+    labels = np.array([p.same for p in pairs])
+    out["lfw_dev_accuracy"] = kfold_accuracy(scores, labels, np.array([p.fold for p in pairs])).mean
+    return out, emb
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
+    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    args = ap.parse_args()
+    bundle = load_bundle(args.models / "mobilefacenet" / "1")
+    files, x = crops(args.data)
+    pairs = [p for p in read_lfw_pairs(args.data / "pairs.txt") if p.left in files and p.right in files]
+    lfw = (files, pairs)
+    with tempfile.TemporaryDirectory() as tmp:
+        quantized(bundle.model_path, x[:: max(1, len(x) // 200)][:200], Path(tmp) / MODEL_FILE)
+        q8 = Bundle(Path(tmp), bundle.manifest)  # same manifest, the int8 graph
+        candidates: dict[str, Callable[[int], Run]] = {
+            "onnxruntime fp32": lambda t: _run(OnnxSession(bundle, t)),
+            "openvino fp32": lambda t: _run(OpenVinoSession(bundle, t, "fp32")),
+            "openvino bf16": lambda t: _run(OpenVinoSession(bundle, t, "bf16")),
+            "onnxruntime int8": lambda t: _run(OnnxSession(q8, t)),
+            "openvino int8": lambda t: _run(OpenVinoSession(q8, t, "fp32")),
+        }
+        results, reference = {}, None
+        for name, make in candidates.items():
+            results[name], emb = measure(make, x, reference, args, lfw)
+            reference = emb if reference is None else reference
+            print(name, json.dumps(results[name]), flush=True)
+    write(results, args, len(files), len(pairs))
+
+
+def _run(session: OnnxSession | OpenVinoSession) -> Run:
+    name = session.input_names[0]
+    return lambda x: session.run({name: x})[0]
+
+
+def write(results: dict, args: argparse.Namespace, images: int, pairs: int) -> None:
+    import onnxruntime
+    import openvino
+
+    cores = os.cpu_count() or 1
+    machine = f"{platform.node()} {platform.machine()}, {cores} cores"
+    command = "python bench/cpu_runtimes.py " + " ".join(sys.argv[1:])
+    versions = {"onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__}
+    doc = {"machine": machine, "command": command, "versions": versions, "images": images, "pairs": pairs}
+    out = ROOT / "bench/results"
+    (out / "cpu-runtimes.json").write_text(json.dumps({**doc, "runtimes": results}, indent=2))
+    base = results["onnxruntime fp32"]
+    lines = [
+        "# CPU runtimes for MobileFaceNet",
+        "",
+        f"Machine: {machine}. Command: `{command}`. Versions: {versions}.",
+        f"Throughput: {cores} single-thread sessions side by side (the server's default layout) or one "
+        f"{cores}-thread session; correctness on {images} lfw-dev faces aligned with the reference "
+        f"landmarks ({pairs} pairs), so only the runtime differs.",
+        "",
+        f"| runtime | b1 img/s | b4 img/s | b8 img/s | 1x{cores}thr b8 | b1 latency ms | min cosine to "
+        "onnxruntime fp32 | lfw-dev accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results.items():
+        cos = r.get("min_cosine_to_onnxruntime_fp32", 1.0)
+        lines.append(
+            f"| {name} | {r[f'{cores}x1thr_b1_img_s']:.0f} | {r[f'{cores}x1thr_b4_img_s']:.0f} | "
+            f"{r[f'{cores}x1thr_b8_img_s']:.0f} | {r[f'1x{cores}thr_b8_img_s']:.0f} | "
+            f"{r['batch1_1thr_ms_p50']:.2f} | {cos:.6f} | {100 * r['lfw_dev_accuracy']:.2f} % |"
+        )
+    best = max(results, key=lambda k: results[k][f"{cores}x1thr_b4_img_s"])
+    lines += [
+        "",
+        f"Fastest: {best}; onnxruntime fp32 reaches lfw-dev {100 * base['lfw_dev_accuracy']:.2f} %. "
+        "Rule: a runtime may change the answers only if lfw-dev accuracy drops by at most 0.1 point.",
+    ]
+    (out / "cpu-runtimes.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
