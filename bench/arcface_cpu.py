@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,2,4,8,16,32,64")
     ap.add_argument("--workers", type=int, default=2, help="ArcFace op concurrency")
     ap.add_argument("--threads", type=int, default=1, help="thread_num per worker")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--wait-ms", type=float, default=0)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--models", type=Path, default=ROOT / "models")

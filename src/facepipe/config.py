@@ -57,7 +57,7 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
     "decode": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
     "ArcFace": {
         "concurrency": 2,
-        "batch_size": 8,
+        "batch_size": 4,
         "auto_batching_timeout": 0,
         "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 1},
     },
