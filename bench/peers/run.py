@@ -207,6 +207,7 @@ def report(res: dict, out: Path) -> None:
     for i, r in enumerate(RATES):
         cells = [f"{res[n]['open'][i]['p99_ms']:.0f} ({res[n]['open'][i]['qps']:.0f}/s)" for n in names]
         lines.append(f"| {r}/s | " + " | ".join(cells) + " |")
+
     def leads(name: str) -> bool:
         return all(
             res[name]["closed"][i]["qps"] >= max(res[n]["closed"][i]["qps"] for n in PEERS)
