@@ -23,8 +23,10 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     meta = client.get_model_metadata("mobilefacenet")
     assert meta["inputs"][0] == {"name": "input", "datatype": "FP32", "shape": [-1, 112, 112, 3]}
     assert client.is_model_ready("mobilefacenet") and client.is_model_ready("ArcFace")
-    names = {(m["name"], m["state"]) for m in client.get_model_repository_index()}
-    assert ("mobilefacenet", "READY") in names
+    states = {m["name"]: m["state"] for m in client.get_model_repository_index()}
+    # every installed bundle passed its golden self-test on its runtime (OpenVINO or onnxruntime)
+    assert states and all(state == "READY" for state in states.values()), states
+    assert states["mobilefacenet"] == "READY"
 
 
 @pytest.mark.parametrize("binary", [True, False])

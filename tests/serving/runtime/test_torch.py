@@ -36,8 +36,9 @@ def test_cpu_matches_onnxruntime(models_dir: Path, name: str, shape: tuple[int, 
         pytest.skip(f"bundle {name} is not installed in {models_dir}")
     bundle = load_bundle(models_dir / name / "1")
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
-    feed = {open_session(bundle).input_names[0]: x}
-    ref = open_session(bundle).run(feed)
+    ort = open_session(bundle, RuntimeSpec(engine="onnxruntime"))
+    feed = {ort.input_names[0]: x}
+    ref = ort.run(feed)
     got = open_session(bundle, RuntimeSpec(engine="torch")).run(feed)
     for g, r in zip(got, ref, strict=True):
         assert g.shape == r.shape and np.abs(g - r).max() <= 1e-4 * max(1.0, np.abs(r).max())

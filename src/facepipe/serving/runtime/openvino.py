@@ -42,6 +42,9 @@ class OpenVinoSession:
 
         model = _core().read_model(str(bundle.model_path))
         model.reshape({p.any_name: ov.PartialShape([-1, *p.partial_shape[1:]]) for p in model.inputs})
+        # the ONNX graph's tensor names, read before compiling (a compiled port also carries inner names)
+        self.input_names = [p.any_name for p in model.inputs]
+        self.output_names = [p.any_name for p in model.outputs]
         config = {
             "INFERENCE_NUM_THREADS": max(1, threads),
             "NUM_STREAMS": 1,
@@ -52,8 +55,6 @@ class OpenVinoSession:
         }
         self.compiled = _core().compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
-        self.input_names = [p.any_name for p in self.compiled.inputs]
-        self.output_names = [p.any_name for p in self.compiled.outputs]
         self.max_batch = max(1, bundle.manifest.max_batch)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
