@@ -13,8 +13,6 @@ import os
 import platform
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,20 +21,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.bare import batch1_p50_ms, rate, runner  # noqa: E402
 from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
-from facepipe.serving.runtime import RuntimeSpec, cpu_engine, open_session  # noqa: E402
+from facepipe.serving.runtime import cpu_engine  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
-
-
-class Session:
-    """The runtime the server's ArcFace op uses, opened the same way (bare: no I/O, no decode)."""
-
-    def __init__(self, bundle: Bundle, threads: int, engine: str) -> None:
-        self.session = open_session(bundle, RuntimeSpec(threads=threads, engine=engine))
-
-    def run(self, _: None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(feed)  # type: ignore[no-any-return]
 
 
 def crops(files: list[Path], n: int = 64) -> np.ndarray:
@@ -45,44 +34,16 @@ def crops(files: list[Path], n: int = 64) -> np.ndarray:
     return ((np.stack(imgs).astype(np.float32) - 127.5) / 128.0).astype(np.float32)
 
 
-def parallel_rate(
-    model: Bundle, x_all: np.ndarray, workers: int, threads: int, batch: int, seconds: float, engine: str
-) -> float:
-    """Images/s of ``workers`` sessions of ``threads`` threads each, run side by side on one batch size."""
-    sessions = [Session(model, threads, engine) for _ in range(workers)]
-    x = x_all[:batch]
-    for s in sessions:
-        s.run(None, {"input": x})
-    counts = [0] * workers
-    stop = time.perf_counter() + seconds
-
-    def run(i: int) -> None:
-        while time.perf_counter() < stop:
-            sessions[i].run(None, {"input": x})
-            counts[i] += batch
-
-    threads_ = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    t0 = time.perf_counter()
-    for t in threads_:
-        t.start()
-    for t in threads_:
-        t.join()
-    return sum(counts) / (time.perf_counter() - t0)
-
-
 def ceiling(model: Bundle, x: np.ndarray, engine: str, seconds: float = 3.0) -> dict[str, float]:
+    """The server's runtime at every workers x threads layout and batch size, and one image's latency."""
     cores = os.cpu_count() or 1
     out = {}
     for batch in (1, 4, 8, 16):
-        out[f"1x{cores}thr_b{batch}_img_s"] = parallel_rate(model, x, 1, cores, batch, seconds, engine)
-        out[f"{cores}x1thr_b{batch}_img_s"] = parallel_rate(model, x, cores, 1, batch, seconds, engine)
+        out[f"1x{cores}thr_b{batch}_img_s"] = rate([runner(model, cores, engine)], x[:batch], seconds)
+        runs = [runner(model, 1, engine) for _ in range(cores)]
+        out[f"{cores}x1thr_b{batch}_img_s"] = rate(runs, x[:batch], seconds)
     for threads in sorted({1, cores}):
-        sess, lat = Session(model, threads, engine), []
-        for i in range(300):
-            t0 = time.perf_counter()
-            sess.run(None, {"input": x[i % len(x)][None]})
-            lat.append((time.perf_counter() - t0) * 1e3)
-        out[f"batch1_{threads}thr_ms_p50"] = float(np.percentile(lat, 50))
+        out[f"batch1_{threads}thr_ms_p50"] = batch1_p50_ms(runner(model, threads, engine), x)
     return out
 
 

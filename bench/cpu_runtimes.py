@@ -17,8 +17,6 @@ import os
 import platform
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +25,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.bare import Run, batch1_p50_ms, rate, runner  # noqa: E402
 from facepipe.evaluation import kfold_accuracy, read_lfw_pairs  # noqa: E402
 from facepipe.face.align import align  # noqa: E402
 from facepipe.server_eval import reference_landmarks  # noqa: E402
 from facepipe.serving.bundle import MODEL_FILE, Bundle, load_bundle  # noqa: E402
-from facepipe.serving.runtime.onnx import OnnxSession  # noqa: E402
-from facepipe.serving.runtime.openvino import OpenVinoSession  # noqa: E402
-
-Run = Callable[[np.ndarray], np.ndarray]
 
 
 def crops(lfw: Path) -> tuple[list[str], np.ndarray]:
@@ -68,25 +63,6 @@ def quantized(model: Path, calibration: np.ndarray, out: Path) -> Path:
     return out
 
 
-def rate(runs: list[Run], x: np.ndarray, seconds: float) -> float:
-    for r in runs:
-        r(x)
-    counts, stop = [0] * len(runs), time.perf_counter() + seconds
-
-    def loop(i: int) -> None:
-        while time.perf_counter() < stop:
-            runs[i](x)
-            counts[i] += len(x)
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(runs))]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - t0)
-
-
 def embed(run: Run, x: np.ndarray) -> np.ndarray:
     e = np.concatenate([run(x[i : i + 64]) for i in range(0, len(x), 64)])
     return e / np.linalg.norm(e, axis=1, keepdims=True)
@@ -98,12 +74,8 @@ def measure(make: Callable[[int], Run], x: np.ndarray, reference: np.ndarray | N
     for b in (1, 4, 8):
         out[f"{cores}x1thr_b{b}_img_s"] = rate([make(1) for _ in range(cores)], x[:b], args.seconds)
     out[f"1x{cores}thr_b8_img_s"] = rate([make(cores)], x[:8], args.seconds)
-    one, lat = make(1), []
-    for i in range(200):
-        t0 = time.perf_counter()
-        one(x[i % 64][None])
-        lat.append((time.perf_counter() - t0) * 1e3)
-    out["batch1_1thr_ms_p50"] = float(np.percentile(lat[20:], 50))
+    one = make(1)
+    out["batch1_1thr_ms_p50"] = batch1_p50_ms(one, x[:64], 200)
     emb = embed(one, x)
     if reference is not None:
         out["min_cosine_to_onnxruntime_fp32"] = float(np.min(np.sum(emb * reference, axis=1)))
@@ -129,11 +101,11 @@ def main() -> None:
         quantized(bundle.model_path, x[:: max(1, len(x) // 200)][:200], Path(tmp) / MODEL_FILE)
         q8 = Bundle(Path(tmp), bundle.manifest)  # same manifest, the int8 graph
         candidates: dict[str, Callable[[int], Run]] = {
-            "onnxruntime fp32": lambda t: _run(OnnxSession(bundle, t)),
-            "openvino fp32": lambda t: _run(OpenVinoSession(bundle, t, "fp32")),
-            "openvino bf16": lambda t: _run(OpenVinoSession(bundle, t, "bf16")),
-            "onnxruntime int8": lambda t: _run(OnnxSession(q8, t)),
-            "openvino int8": lambda t: _run(OpenVinoSession(q8, t, "fp32")),
+            "onnxruntime fp32": lambda t: runner(bundle, t, "onnxruntime"),
+            "openvino fp32": lambda t: runner(bundle, t, "openvino"),
+            "openvino bf16": lambda t: runner(bundle, t, "openvino", "bf16"),
+            "onnxruntime int8": lambda t: runner(q8, t, "onnxruntime"),
+            "openvino int8": lambda t: runner(q8, t, "openvino"),
         }
         results, reference = {}, None
         for name, make in candidates.items():
@@ -141,11 +113,6 @@ def main() -> None:
             reference = emb if reference is None else reference
             print(name, json.dumps(results[name]), flush=True)
     write(results, args, len(files), len(pairs))
-
-
-def _run(session: OnnxSession | OpenVinoSession) -> Run:
-    name = session.input_names[0]
-    return lambda x: session.run({name: x})[0]
 
 
 def write(results: dict, args: argparse.Namespace, images: int, pairs: int) -> None:

@@ -208,25 +208,20 @@ def report(res: dict, out: Path) -> None:
         cells = [f"{res[n]['open'][i]['p99_ms']:.0f} ({res[n]['open'][i]['qps']:.0f}/s)" for n in names]
         lines.append(f"| {r}/s | " + " | ".join(cells) + " |")
 
-    def leads(name: str) -> bool:
+    def ahead(name: str, mode: str, key: str, rows: list[int]) -> bool:
+        """``name`` at least as good as every peer at each row: more ``qps``, or less ``p99_ms``."""
+        sign = 1 if key == "qps" else -1
         return all(
-            res[name]["closed"][i]["qps"] >= max(res[n]["closed"][i]["qps"] for n in PEERS)
-            for i, c in enumerate(LEVELS)
-            if c >= 4
+            sign * res[name][mode][i][key] >= max(sign * res[n][mode][i][key] for n in PEERS) for i in rows
         )
 
-    def lower_p99(name: str) -> bool:
-        return all(
-            res[name]["open"][i]["p99_ms"] <= min(res[n]["open"][i]["p99_ms"] for n in PEERS)
-            for i in range(len(RATES))
-        )
-
+    from_4 = [i for i, c in enumerate(LEVELS) if c >= 4]
     lines.append("")
     for name in FACEPIPE:
         lines.append(
             f"{name} leads every peer in throughput at every concurrency ≥ 4: "
-            f"**{'yes' if leads(name) else 'no'}**; has the lowest p99 at every offered rate: "
-            f"**{'yes' if lower_p99(name) else 'no'}**."
+            f"**{'yes' if ahead(name, 'closed', 'qps', from_4) else 'no'}**; has the lowest p99 at every "
+            f"offered rate: **{'yes' if ahead(name, 'open', 'p99_ms', list(range(len(RATES)))) else 'no'}**."
         )
     (out / "peers-cpu.md").write_text("\n".join(lines) + "\n")
     series = {
