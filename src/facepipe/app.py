@@ -109,6 +109,8 @@ def build_server(
     worker: int = 0,
 ) -> Server:
     """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
+    if not config.dag.is_thread_op:
+        log.warning("dag.is_thread_op: false is not implemented; ops run in worker threads (docs/config.md)")
     repo = Repository(models_dir)
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)
