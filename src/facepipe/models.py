@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from facepipe.convert.bundler import fill_io, write_bundle
-from facepipe.convert.onnx import add_l2_head, load_onnx
+from facepipe.convert.onnx import add_l2_head, free_batch_axis, load_onnx, unbake_batch
 from facepipe.convert.tflite import convert_tflite
-from facepipe.convert.verify import run_onnx, synthetic_images, tflite_parity, to_input
+from facepipe.convert.verify import batch_parity, synthetic_images, tflite_parity, to_input
 from facepipe.errors import ConversionError, IntegrityError, ModelError
 from facepipe.serving.bundle import MANIFEST, Manifest, Preprocess, Source, load_bundle
 
@@ -137,7 +138,7 @@ BLAZEFACE = Pack(
             {"color": "RGB", "mean": [127.5] * 3, "std": [127.5] * 3, "size": [128, 128]},
             "Apache-2.0: MediaPipe BlazeFace (front camera model), ONNX export by Keijiro Takahashi.",
             (128, 128),
-            max_batch=1,
+            max_batch=8,
             extra={"anchors": [[16, 2], [8, 6]], "keypoints": "eyes, nose tip, mouth centre, ears"},
         ),
     ),
@@ -162,7 +163,8 @@ def installed(pack: Pack, root: Path) -> list[PackModel]:
         except ModelError:
             missing.append(m)
             continue
-        if bundle.manifest.source.sha256 != m.sha256:
+        # another source file, or a conversion with other limits (an older facepipe's)
+        if bundle.manifest.source.sha256 != m.sha256 or bundle.manifest.max_batch != m.max_batch:
             missing.append(m)
     return missing
 
@@ -219,20 +221,26 @@ def extract_models(pack: Pack, tarball: Path, dest: Path) -> dict[str, Path]:
 
 
 def convert_pack_model(pack: Pack, m: PackModel, path: Path, root: Path) -> Manifest:
-    """Convert one model (TFLite: parity-checked against the TFLite interpreter; ONNX: installed as
-    published, after a run on sample inputs) and install the bundle."""
+    """Convert one model and install the bundle. TFLite: converted, parity-checked against the TFLite
+    interpreter. ONNX: its batch axis freed (a graph published for batch 1 is rewritten to take any
+    batch), parity-checked as one batch against the published graph run image by image."""
     pre = Preprocess(**m.preprocess)
     images = synthetic_images(4, *m.sample_size)
     samples = [to_input(img, pre.mean, pre.std, pre.transposed) for img in images]
     if path.suffix == ".onnx":
-        model = load_onnx(path)
-        run_onnx(model, [s[:1] for s in samples])  # it must at least run on its declared input
-        parity: Any = _AsPublished(len(samples))
+        published = load_onnx(path)
+        model = onnx.ModelProto()
+        model.CopyFrom(published)
+        unbake_batch(model)
+        free_batch_axis(model)
+        parity = batch_parity(model, published, samples)
+        reference = "the published graph"
     else:
         model = convert_tflite(path, dynamic_spatial=m.dynamic_spatial)
         parity = tflite_parity(model, path, samples)
-        if not parity.ok:
-            raise ConversionError(f"{m.file}: parity with the TFLite interpreter failed: {parity.to_dict()}")
+        reference = "the TFLite interpreter"
+    if not parity.ok:
+        raise ConversionError(f"{m.file}: parity with {reference} failed: {parity.to_dict()}")
     if m.l2_output:
         add_l2_head(model, m.l2_output)
     manifest = Manifest(
@@ -253,17 +261,6 @@ def convert_pack_model(pack: Pack, m: PackModel, path: Path, root: Path) -> Mani
         manifest.embedding_dim = int(manifest.outputs[0].shape[-1])
     write_bundle(model, manifest, samples[:2], root)
     return manifest
-
-
-@dataclass(frozen=True, slots=True)
-class _AsPublished:
-    """The record of a model installed as its publisher shipped it: nothing converted, so nothing to
-    compare; it ran on sample inputs."""
-
-    samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": "installed as published (ONNX), not converted", "samples_run": self.samples}
 
 
 def pull(

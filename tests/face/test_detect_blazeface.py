@@ -57,3 +57,20 @@ def test_real_faces(op: BlazeFaceOp, lfw_dir: Path, lfw_landmarks: dict[str, np.
     assert np.median(errors) < 4 and np.mean(np.array(errors) < 8) >= 0.9
     blank = np.full((200, 300, 3), 120, np.uint8)
     assert op([Photo(blank, DetectParams())])[0].faces == []
+
+
+def test_a_batch_finds_what_single_images_find(
+    op: BlazeFaceOp, lfw_dir: Path, lfw_landmarks: dict[str, np.ndarray]
+) -> None:
+    """The bundle takes a batch (its published graph was for one image): same faces either way."""
+    images = [
+        cv2.cvtColor(cv2.imread(str(lfw_dir / "images" / name)), cv2.COLOR_BGR2RGB)
+        for name in sorted(lfw_landmarks)[:6]
+    ]
+    images[2] = cv2.resize(images[2], (320, 180))  # sizes differ within a batch
+    alone = [op.detect([img], [0.5])[0] for img in images]
+    together = op.detect(images, [0.5] * len(images))
+    for a, b in zip(alone, together, strict=True):
+        assert len(a) == len(b)
+        for fa, fb in zip(a, b, strict=True):
+            assert np.allclose(fa.box, fb.box, atol=1e-3) and np.allclose(fa.landmarks, fb.landmarks, atol=1e-3)

@@ -1,4 +1,5 @@
-"""Plain ONNX models as bundles: inspect, free the batch axis, append an L2-normalisation head."""
+"""Plain ONNX models as bundles: inspect, free the batch axis (rewriting a graph baked for batch 1),
+append an L2-normalisation head."""
 
 from __future__ import annotations
 
@@ -74,3 +75,49 @@ def add_l2_head(model: onnx.ModelProto, output: str) -> None:
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset < 18:
         raise ConversionError(f"the L2 head needs ONNX opset >= 18 (model has {opset}); convert it up first")
+
+
+def unbake_batch(model: onnx.ModelProto) -> int:
+    """Rewrite what ties a published graph to batch 1, so that it takes any batch: a block of zeros
+    made by ConstantOfShape and joined by Concat (BlazeFace's channel padding) becomes a Pad of the
+    other input, and a Reshape target that starts with a literal 1 starts with 0 (keep the batch).
+    Returns how many nodes were rewritten; the caller checks the result against the original."""
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    zeros = {n.output[0]: n for n in graph.node if n.op_type == "ConstantOfShape" and _is_zero_fill(n)}
+    rewritten = 0
+    for i, node in enumerate(graph.node):
+        if node.op_type == "Concat" and len(node.input) == 2 and sum(x in zeros for x in node.input) == 1:
+            fill = zeros[next(x for x in node.input if x in zeros)]
+            shape = consts[fill.input[0]].astype(np.int64)
+            axis = next(a.i for a in node.attribute if a.name == "axis") % len(shape)
+            data = str(next(x for x in node.input if x not in zeros))
+            pads = np.zeros(2 * len(shape), np.int64)  # zeros after the data if it came first
+            pads[axis + (len(shape) if node.input[0] == data else 0)] = shape[axis]
+            name = f"{node.output[0]}_pads"
+            graph.initializer.append(numpy_helper.from_array(pads, name))
+            pad = helper.make_node("Pad", [data, name], [str(node.output[0])], mode="constant")
+            graph.node[i].CopyFrom(pad)
+            rewritten += 1
+        elif node.op_type == "Reshape" and node.input[1] in consts and consts[node.input[1]][0] == 1:
+            target = consts[node.input[1]].astype(np.int64).copy()
+            target[0] = 0
+            name = f"{node.output[0]}_shape"
+            graph.initializer.append(numpy_helper.from_array(target, name))
+            node.input[1] = name
+            rewritten += 1
+    used = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+    keep = [n for n in graph.node if n.output[0] not in zeros or n.output[0] in used]
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {x for n in keep for x in n.input}
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    del graph.value_info[:]  # inferred shapes of intermediates carried the old batch of 1
+    return rewritten
+
+
+def _is_zero_fill(node: onnx.NodeProto) -> bool:
+    value = next((a.t for a in node.attribute if a.name == "value"), None)
+    return value is None or not numpy_helper.to_array(value).any()

@@ -29,6 +29,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device 
         ("mtcnn-rnet", (7, 24, 24, 3)),
         ("mtcnn-onet", (4, 48, 48, 3)),
         ("antispoof", (2, 256, 256, 3)),
+        ("blazeface", (3, 128, 128, 3)),
     ],
 )
 def test_cpu_matches_onnxruntime(models_dir: Path, name: str, shape: tuple[int, ...]) -> None:

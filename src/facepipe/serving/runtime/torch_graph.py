@@ -112,6 +112,17 @@ def _reshape(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
     return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(list(ins[1]))])
 
 
+def _pad(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
+    """Constant padding; ONNX lists all begins then all ends, F.pad wants (begin, end) last dim first."""
+    mode = a.get("mode", b"constant")
+    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+        raise ModelError(f"the torch runtime pads with constants only, not {mode!r}")
+    x, pads = ins[0], [int(p) for p in (ins[1] if len(ins) > 1 else a["pads"])]
+    n = x.dim()
+    value = float(ins[2]) if len(ins) > 2 and ins[2] is not None else 0.0
+    return F.pad(x, [p for d in reversed(range(n)) for p in (pads[d], pads[d + n])], value=value)
+
+
 def _reduce(fn: Callable[..., torch.Tensor], widen: bool = False) -> Op:
     def run(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
         x = ins[0].float() if widen else ins[0]
@@ -155,6 +166,7 @@ OPS: dict[str, Op] = {
     "Identity": lambda m, ins, a: ins[0],
     "Transpose": lambda m, ins, a: ins[0].permute(*a["perm"]),
     "Reshape": _reshape,
+    "Pad": _pad,
     "Gemm": _gemm,
     "ReduceL2": _reduce(lambda x, d, k: torch.linalg.vector_norm(x, 2, d, k), widen=True),
     "ReduceMax": _reduce(torch.amax),
