@@ -57,8 +57,10 @@ def main() -> None:
         "# Accuracy through the running server",
         "",
         f"Machine: {res['machine']}. Command: `{res['command']}` ({res['seconds']:.0f} s). Every image goes "
-        "through `POST /v1/embed?max_faces=1` (MTCNN detection, 5-point ArcFace alignment, MobileFaceNet); "
-        "the largest face is used; an image without a face scores -1 (counted as a miss).",
+        "through `POST /v1/embed` (MTCNN detection, 5-point ArcFace alignment, MobileFaceNet). An LFW "
+        "image's subject is the face nearest its centre (LFW images are crops centred on the named "
+        "person; 11 % of lfw-dev's also show someone else, at times larger); a photo's is its largest "
+        "face. An image without a face scores -1 (counted as a miss).",
         "",
         "| measure | value | target |",
         "| --- | --- | --- |",

@@ -19,11 +19,11 @@ def test_reads_sized_and_chunked_responses_back_to_back() -> None:
     assert asyncio.run(run()) == [(200, b"hello world"), (503, b"no")]
 
 
-def test_open_loop_resends_on_a_keep_alive_connection_the_server_closed() -> None:
+def _one_shot_server(served: list[int]) -> str:
+    """A loopback server that answers one request per connection (as one whose keep-alive timed
+    out) for 4 s, counting requests in ``served``; returns its URL."""
     import socket
     import threading
-
-    from facepipe.loadgen import encode_post, open_loop
 
     ready = threading.Event()
     port: list[int] = []
@@ -32,9 +32,10 @@ def test_open_loop_resends_on_a_keep_alive_connection_the_server_closed() -> Non
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await reader.readuntil(b"\r\n\r\n")
             await reader.readexactly(2)
+            served.append(1)
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             await writer.drain()
-            writer.close()  # one answer per connection, as a server whose keep-alive timed out
+            writer.close()
 
         async def main() -> None:
             server = await asyncio.start_server(handle, "127.0.0.1", 0, family=socket.AF_INET)
@@ -47,6 +48,22 @@ def test_open_loop_resends_on_a_keep_alive_connection_the_server_closed() -> Non
 
     threading.Thread(target=serve, daemon=True).start()
     assert ready.wait(5)
-    url = f"http://127.0.0.1:{port[0]}/x"
+    return f"http://127.0.0.1:{port[0]}/x"
+
+
+def test_open_loop_resends_on_a_keep_alive_connection_the_server_closed() -> None:
+    from facepipe.loadgen import encode_post, open_loop
+
+    url = _one_shot_server([])
     level = open_loop(url, [encode_post(url, b"{}")], rate=20, seconds=1.5)
     assert level.errors == {} and level.requests >= 10
+
+
+def test_open_loop_sends_but_does_not_count_the_warmup() -> None:
+    from facepipe.loadgen import encode_post, open_loop
+
+    served: list[int] = []
+    url = _one_shot_server(served)
+    level = open_loop(url, [encode_post(url, b"{}")], rate=40, seconds=1.0, warmup_s=1.0)
+    assert 20 <= level.requests <= 65 and len(served) >= level.requests + 15
+    assert 20 <= level.qps <= 65  # the rate over the counted second, not over both

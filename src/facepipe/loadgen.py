@@ -175,9 +175,11 @@ async def _open_process(
     seconds: float,
     ok: Callable[..., bool],
     seed: int,
+    warmup_s: float = 0.0,
 ) -> tuple[list[float], dict[str, int]]:
     """Poisson arrivals at ``rate``/s; latency counts from the scheduled arrival, so a slow server is
-    charged for the queueing it causes (no coordinated omission)."""
+    charged for the queueing it causes (no coordinated omission). Requests due in the first
+    ``warmup_s`` are sent but not counted (the keep-alive connections are opened then)."""
     rng = np.random.default_rng(seed)
     idle: list[Conn] = []
     lat: list[float] = []
@@ -205,15 +207,17 @@ async def _open_process(
             errors[type(exc).__name__] += 1
             conn[1].close()
             return
-        lat.append(time.perf_counter() - due)
-        if not ok(status, body):
-            errors[f"http {status}" if status != 200 else "application error"] += 1
+        if due >= counted:
+            lat.append(time.perf_counter() - due)
+            if not ok(status, body):
+                errors[f"http {status}" if status != 200 else "application error"] += 1
         idle.append(conn)
 
     tasks = []
     start = due = time.perf_counter()
+    counted = start + warmup_s
     i = 0
-    while due < start + seconds:
+    while due < counted + seconds:
         due += float(rng.exponential(1.0 / rate))
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         tasks.append(asyncio.create_task(one(requests[i % len(requests)], due)))
@@ -225,13 +229,12 @@ async def _open_process(
 
 
 def _open_job(
-    args: tuple[str, list[bytes], float, float, Callable[..., bool], int],
+    args: tuple[str, list[bytes], float, float, Callable[..., bool], int, float],
 ) -> tuple[list[float], dict[str, int]]:
-    url, requests, rate, seconds, ok, seed = args
+    url, requests, rate, seconds, ok, seed, warmup_s = args
     u = urlsplit(url)
-    return asyncio.run(
-        _open_process(u.hostname or "127.0.0.1", u.port or 80, requests, rate, seconds, ok, seed)
-    )
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    return asyncio.run(_open_process(host, port, requests, rate, seconds, ok, seed, warmup_s))
 
 
 def open_loop(
@@ -241,12 +244,13 @@ def open_loop(
     seconds: float,
     processes: int = 1,
     ok: Callable[[int, bytes], bool] = http_ok,
+    warmup_s: float = 0.0,
 ) -> Level:
-    """Requests arriving at ``rate`` per second (Poisson), whatever the server's pace; ``concurrency``
-    of the result is the offered rate."""
-    jobs = [(url, requests, rate / processes, seconds, ok, p) for p in range(processes)]
+    """Requests arriving at ``rate`` per second (Poisson), whatever the server's pace, for
+    ``seconds`` after ``warmup_s`` not counted; ``concurrency`` of the result is the offered rate."""
+    jobs = [(url, requests, rate / processes, seconds, ok, p, warmup_s) for p in range(processes)]
     t0 = time.perf_counter()
-    return _level(int(rate), _run_jobs(_open_job, jobs), time.perf_counter() - t0)
+    return _level(int(rate), _run_jobs(_open_job, jobs), time.perf_counter() - t0 - warmup_s)
 
 
 async def _grpc_worker(
