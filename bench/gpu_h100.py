@@ -20,7 +20,9 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -131,6 +133,12 @@ def kserve_binary(url: str, images: list[bytes]) -> bytes:
     )
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
 def server_numbers(models: Path) -> dict:
     import base64
 
@@ -141,7 +149,7 @@ def server_numbers(models: Path) -> dict:
     photos = [p.read_bytes() for p in sorted((DATA / "photos").glob("*.jpg"))]
     gpu = {"device_type": 1, "devices": "0", "precision": "fp16"}
     extra = {
-        "worker_num": int(os.environ.get("WORKERS", "6")),
+        "worker_num": int(os.environ.get("WORKERS", "12")),
         "max_body_bytes": 64 * 2**20,
         "dag": {"tracer": {"interval_s": 0}, "channel_size": 4096},
         "op": {
@@ -163,15 +171,35 @@ def server_numbers(models: Path) -> dict:
         },
     }
     out: dict = {}
+
+    def level(
+        key: str, measure: Callable[..., loadgen.Level], *args: Any, per_request: int = 1
+    ) -> loadgen.Level:
+        """One load level, with how busy all the machine's cores were meanwhile (server and load)."""
+        busy0, total0 = cpu_jiffies()
+        lv = measure(*args)
+        busy1, total1 = cpu_jiffies()
+        out[key] = dataclasses.asdict(lv) | {
+            "per_s": lv.qps * per_request,
+            "cpu_busy": (busy1 - busy0) / max(total1 - total0, 1),
+        }
+        print(
+            key,
+            f"{lv.qps * per_request:.0f}/s p50 {lv.p50_ms:.1f} p99 {lv.p99_ms:.1f}",
+            out[key]["cpu_busy"],
+            lv.errors,
+            flush=True,
+        )
+        return lv
+
     with tempfile.TemporaryDirectory() as tmp:
         run = start_server(models, Path(tmp), extra, ready_s=240)
         try:
             url = run.url + "/v2/models/ArcFace/infer"
             reqs = [kserve_binary(url, blobs[i : i + 64]) for i in range(0, 64 * 40, 64)]
-            for c in (8, 16, 32):
-                lv = loadgen.closed_loop(url, reqs, c, 8, processes=4)
-                out[f"kserve_binary64_c{c}"] = dataclasses.asdict(lv) | {"faces_per_s": lv.qps * 64}
-                print("kserve x64", c, lv.qps * 64, lv.p99_ms, lv.errors, flush=True)
+            loadgen.closed_loop(url, reqs, 32, 5, 4)  # warm-up, not counted: the first seconds run slow
+            for c in (32, 64):
+                level(f"kserve_binary64_c{c}", loadgen.closed_loop, url, reqs, c, 8, 4, per_request=64)
             seed_url = run.url + "/ArcFace/prediction"
             single = [
                 loadgen.encode_post(
@@ -179,24 +207,20 @@ def server_numbers(models: Path) -> dict:
                 )
                 for b in blobs[:500]
             ]
-            best = None
-            for c in (32, 64, 128):
-                lv = loadgen.closed_loop(seed_url, single, c, 8, processes=6, ok=loadgen.seed_ok)
-                out[f"seed_single_c{c}"] = dataclasses.asdict(lv)
-                best = lv if best is None or lv.qps > best.qps else best
-                print("seed single", c, lv.qps, lv.p99_ms, lv.errors, flush=True)
-            half = loadgen.open_loop(
-                seed_url, single, best.qps / 2, 8, processes=8, ok=loadgen.seed_ok, warmup_s=2
+            ok = loadgen.seed_ok
+            best = max(
+                (
+                    level(f"seed_single_c{c}", loadgen.closed_loop, seed_url, single, c, 8, 6, ok)
+                    for c in (128, 256, 512)
+                ),
+                key=lambda lv: lv.qps,
             )
-            out["seed_single_half_peak"] = dataclasses.asdict(half)
-            print("half peak", half.qps, half.p99_ms, flush=True)
-            for detector in ("blazeface", "mtcnn"):
+            level("seed_single_half_peak", loadgen.open_loop, seed_url, single, best.qps / 2, 8, 8, ok, 2)
+            for detector, levels in (("blazeface", (256, 384)), ("mtcnn", (64,))):
                 v1 = run.url + f"/v1/embed?max_faces=1&detector={detector}"
                 preqs = [loadgen.encode_post(v1, p, "image/jpeg") for p in photos]
-                for c in (32, 64, 128):
-                    lv = loadgen.closed_loop(v1, preqs, c, 8, processes=6)
-                    out[f"v1_embed_photos_{detector}_c{c}"] = dataclasses.asdict(lv)
-                    print("v1 photos", detector, c, lv.qps, lv.p99_ms, lv.errors, flush=True)
+                for c in levels:
+                    level(f"v1_embed_photos_{detector}_c{c}", loadgen.closed_loop, v1, preqs, c, 8, 6)
         finally:
             stop_server(run)
             log = Path(tmp) / "server.log"
@@ -211,14 +235,15 @@ def run(models: Path, out_dir: Path) -> None:
 
     bundle = load_bundle(models / "mobilefacenet" / "1")
     res: dict = {"gpu": torch.cuda.get_device_name(0), "cores": os.cpu_count(), "torch": torch.__version__}
-    res["ceiling"] = ceiling(bundle)
-    print("ceiling", res["ceiling"], flush=True)
-    res["precision"] = precision_check(bundle)
-    print("precision", res["precision"], flush=True)
+    if os.environ.get("ONLY") != "server":
+        res["ceiling"] = ceiling(bundle)
+        print("ceiling", res["ceiling"], flush=True)
+        res["precision"] = precision_check(bundle)
+        print("precision", res["precision"], flush=True)
     res["server"] = server_numbers(models)
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
-    res["command"] = f"WORKERS={os.environ.get('WORKERS', '6')} python bench/gpu_h100.py run"
-    res["worker_num"] = int(os.environ.get("WORKERS", "6"))
+    res["command"] = f"WORKERS={os.environ.get('WORKERS', '12')} python bench/gpu_h100.py run"
+    res["worker_num"] = int(os.environ.get("WORKERS", "12"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu-h100.json").write_text(json.dumps(res, indent=2))
 
@@ -227,7 +252,7 @@ def report(src: Path, out: Path) -> None:
     res = json.loads(src.read_text())
     (out / "gpu-h100.json").write_text(json.dumps(res, indent=2))
     c, p, s = res["ceiling"], res["precision"], res["server"]
-    kserve = max((v for k, v in s.items() if k.startswith("kserve")), key=lambda v: v["faces_per_s"])
+    kserve = max((v for k, v in s.items() if k.startswith("kserve")), key=lambda v: v["per_s"])
     single = max((v for k, v in s.items() if k.startswith("seed_single_c")), key=lambda v: v["qps"])
     photos = {
         d: max((v for k, v in s.items() if k.startswith(f"v1_embed_photos_{d}")), key=lambda v: v["qps"])
@@ -247,8 +272,8 @@ def report(src: Path, out: Path) -> None:
         f"{c['fp16_b512']:,.0f} faces/s | (REFERENCE: ~30k / ~50k) |",
         f"| model-only, fp32, batch 32 / 512 | {c['fp32_b32']:,.0f} / {c['fp32_b512']:,.0f} faces/s | |",
         f"| embed aligned crops, KServe binary, 64 per request (c={kserve['concurrency']}) | "
-        f"{kserve['faces_per_s']:,.0f} faces/s, p99 {kserve['p99_ms']:.0f} ms "
-        f"({100 * kserve['faces_per_s'] / c['fp16_b512']:.0f} % of the ceiling) | ≥ 20,000 |",
+        f"{kserve['per_s']:,.0f} faces/s, p99 {kserve['p99_ms']:.0f} ms "
+        f"({100 * kserve['per_s'] / c['fp16_b512']:.0f} % of the ceiling) | ≥ 20,000 |",
         f"| single-image seed requests (c={single['concurrency']}) | {single['qps']:,.0f} req/s, p99 "
         f"{single['p99_ms']:.0f} ms | ≥ 5,000 |",
         f"| p99 at half that rate (open loop, Poisson, {half['concurrency']}/s, after 2 s of warm-up) | "
@@ -262,13 +287,24 @@ def report(src: Path, out: Path) -> None:
         f"| lfw-dev 5-fold accuracy fp32 / fp16 (reference landmarks) | {100 * p['lfw']['fp32']:.2f} % / "
         f"{100 * p['lfw']['fp16']:.2f} % | within 0.05 points |",
     ]
+    busy = [v["cpu_busy"] for v in s.values() if isinstance(v, dict) and "cpu_busy" in v]
     lines += [
         "",
-        "Where the time goes: the model alone would carry 30k faces/s; the server is bound by Python on "
-        "the CPU side: image decoding and per-item queueing for multi-image requests, the HTTP front end "
-        "for single-image requests (8 processes share 16 cores with 6 load-generator processes), and "
-        "MTCNN's NMS and box bookkeeping (numpy, per image) for photos. Not met here: 20k faces/s end to "
-        "end, p99 ≤ 20 ms at half rate (open loop), 2k photos/s.",
+        "Run to run: three runs of this code, in order (the table is the last), gave 21.1k / 20.3k / 19.5k "
+        "faces/s on KServe binary batches, 8.6k (at c ≤ 256) / 9.6k / 9.5k single-image req/s and 1,932 / "
+        "1,902 / 1,890 BlazeFace photos/s; the p99 at half rate was 176 / 37 / 57 ms.",
+        "",
+        f"Where the time goes: every level kept the 16 cores {100 * min(busy):.0f}-{100 * max(busy):.0f} % "
+        "busy (`cpu_busy` in the JSON: server and load generator together) while the GPU ran a fraction of "
+        "its ceiling. Each of the 12 server processes holds its own CUDA context, and the GPU time-slices "
+        "between contexts, so small batches wait on each other: p50 is ~20 ms already at half the peak "
+        "rate. MTCNN stays at ~220 photos/s: its P-Net runs per image and pyramid scale, and NMS and box "
+        "bookkeeping are numpy per image. What moved the numbers this time: BlazeFace batched on the GPU "
+        "(photos 230 -> ~1,900/s), uvicorn's C parser (httptools) made a dependency, responses written by "
+        "orjson (JSON encoding was a fifth of `/v1/embed`'s time under the GIL), OpenCV's per-process "
+        "thread pool off (`face.opencv_threads: 1`; 96 -> 80 % busy at the same rate), 12 processes. "
+        "Not met: p99 <= 20 ms at half the peak rate, 2,000 photos/s (5 % short), and 20k faces/s in "
+        "this run (met in the two before).",
     ]
     (out / "gpu-h100.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

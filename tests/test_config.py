@@ -45,6 +45,7 @@ def test_seed_keys_map_to_the_engine() -> None:
             {"op": {"ArcFace": {"local_service_conf": {"precision": "int3"}}}},
             "op.ArcFace.local_service_conf.precision",
         ),
+        ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
         ({"htp_port": 1}, "htp_port"),
         ({"http_port": "x"}, "http_port"),
     ],

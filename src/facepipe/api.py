@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from facepipe import openapi
@@ -18,6 +18,7 @@ from facepipe.config import FaceConfig
 from facepipe.errors import InvalidInput
 from facepipe.face.faces import DetectParams, Face, Photo
 from facepipe.operations import MAX_IMAGES, Answer, Inputs, Operation
+from facepipe.serving.http import JsonResponse
 from facepipe.serving.pipeline import Pipeline
 from facepipe.serving.versions import Versions
 
@@ -85,7 +86,7 @@ def face_json(face: Face, spoof_above: float | None, embedding: bool) -> dict[st
     if face.liveness is not None and spoof_above is not None:
         out["liveness"] = {"score": round(face.liveness, 5), "real": face.liveness <= spoof_above}
     if embedding and face.embedding is not None:
-        out["embedding"] = face.embedding.tolist()
+        out["embedding"] = face.embedding  # float32, written by the response's JSON encoder
     return out
 
 
@@ -177,6 +178,6 @@ def face_operations(svc: FaceService) -> list[Operation]:
 
 def openapi_route() -> Route:
     async def openapi_json(_: Request) -> Response:
-        return JSONResponse(openapi.document())
+        return JsonResponse(openapi.document())
 
     return Route("/openapi.json", openapi_json, methods=["GET"])

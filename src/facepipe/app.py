@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from facepipe import __version__, face_grpc
 from facepipe.api import FaceService, face_operations, openapi_route
 from facepipe.auth import ApiKeys
@@ -111,6 +113,9 @@ def build_server(
     """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
     if not config.dag.is_thread_op:
         log.warning("dag.is_thread_op: false is not implemented; ops run in worker threads (docs/config.md)")
+    # images are already spread over the cores by worker threads and processes: OpenCV's own pool
+    # on top of them (one thread per core, per process) only adds hand-offs
+    cv2.setNumThreads(config.face.opencv_threads or -1)
     repo = Repository(models_dir)
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)

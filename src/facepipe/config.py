@@ -81,6 +81,7 @@ class FaceConfig(_Strict):
     blazeface_threshold: float = Field(0.5, ge=0, le=1)
     max_faces: int = Field(0, ge=0)
     verify_threshold: float = Field(0.38, ge=-1, le=1)
+    opencv_threads: int = Field(1, ge=0, le=256)
 
 
 class GalleryConfig(_Strict):

@@ -14,6 +14,7 @@ from facepipe.auth import HEADER
 from facepipe.errors import InvalidInput, as_facepipe_error
 from facepipe.operations import MAX_IMAGES, Binary, Inputs, Operation, inputs_from_json, rpc_name
 from facepipe.protos import face_service_pb2 as pb
+from facepipe.serving.http import dumps
 from facepipe.serving.metrics import Metrics
 
 SERVICE = "facepipe.v1.Face"
@@ -40,7 +41,7 @@ def _method(op: Operation, metrics: Metrics) -> Callable[[Any, Any], Any]:
             out = await op.handler(request_inputs(request, context.invocation_metadata() or ()))
             if isinstance(out, Binary):
                 return pb.FaceReply(data=out.data, media_type=out.media_type)
-            return pb.FaceReply(json=json.dumps(out))
+            return pb.FaceReply(json=dumps(out).decode())
         except Exception as exc:
             err = as_facepipe_error(exc)
             status = err.code

@@ -18,13 +18,13 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from facepipe.auth import HEADER
 from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge, as_facepipe_error
 from facepipe.face.decode import b64decode
-from facepipe.serving.http import read_body
+from facepipe.serving.http import JsonResponse, read_body
 from facepipe.serving.metrics import Metrics
 
 MAX_IMAGES = 64
@@ -106,8 +106,8 @@ async def read_inputs(request: Request, limit: int) -> Inputs:
     return inputs_from_json(doc, params)
 
 
-def error_response(err: FacepipeError) -> JSONResponse:
-    return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status)
+def error_response(err: FacepipeError) -> JsonResponse:
+    return JsonResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status)
 
 
 def http_route(op: Operation, metrics: Metrics, limit: int) -> Route:
@@ -120,7 +120,7 @@ def http_route(op: Operation, metrics: Metrics, limit: int) -> Route:
             out = await op.handler(inputs)
             if isinstance(out, Binary):
                 return Response(out.data, media_type=out.media_type)
-            return JSONResponse(out, status_code=op.status)
+            return JsonResponse(out, status_code=op.status)
         except Exception as exc:
             err = as_facepipe_error(exc)
             status = err.code

@@ -73,4 +73,5 @@ def test_a_batch_finds_what_single_images_find(
     for a, b in zip(alone, together, strict=True):
         assert len(a) == len(b)
         for fa, fb in zip(a, b, strict=True):
-            assert np.allclose(fa.box, fb.box, atol=1e-3) and np.allclose(fa.landmarks, fb.landmarks, atol=1e-3)
+            assert np.allclose(fa.box, fb.box, atol=1e-3)
+            assert np.allclose(fa.landmarks, fb.landmarks, atol=1e-3)
