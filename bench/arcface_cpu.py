@@ -54,6 +54,7 @@ def sweep(
     threads: int,
     levels: list[int],
     processes: int = 1,
+    thread_op: bool = True,
 ) -> dict:
     op = {
         "concurrency": workers,
@@ -62,7 +63,8 @@ def sweep(
         "local_service_conf": {"thread_num": threads, "engine": args.engine},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        extra = {"dag": {"tracer": {"interval_s": 0}}, "op": {"ArcFace": op}, "worker_num": processes}
+        dag = {"tracer": {"interval_s": 0}, "is_thread_op": thread_op}
+        extra = {"dag": dag, "op": {"ArcFace": op}, "worker_num": processes}
         run = start_server(args.models, Path(tmp), extra)
         try:
             url = run.url + "/ArcFace/prediction"
@@ -71,6 +73,7 @@ def sweep(
             return {
                 "op": op,
                 "worker_num": processes,
+                "is_thread_op": thread_op,
                 "levels": [asdict(closed_loop(url, reqs, c, args.seconds, ok=seed_ok)) for c in levels],
             }
         finally:
@@ -107,6 +110,7 @@ def main() -> None:
         for w, t, p in ((1, 2, 1), (2, 2, 1), (2, 1, 1), (1, 1, 2), (2, 1, 2))
         if (w, t, p) != (args.workers, args.threads, 1)
     ]
+    others.append(sweep(args, bodies, args.workers, args.threads, [1, 8, 16], thread_op=False))
     op, sweep_rows = main_run["op"], main_run["levels"]
     result = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -144,7 +148,8 @@ def main() -> None:
     ]
     lines += [
         "",
-        "Other layouts, same run (`worker_num` server processes x ArcFace op `concurrency` x `thread_num`):",
+        "Other layouts, same run (`worker_num` server processes x ArcFace op `concurrency` x `thread_num`; "
+        "*process ops*: `dag.is_thread_op: false`, each worker's op in a child process of its own):",
         "",
         "| processes x workers x threads | c=1 p50 ms | c=8 QPS | c=8 p99 ms | c=16 QPS | c=16 p99 ms |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -154,8 +159,10 @@ def main() -> None:
             alt["op"],
             alt["levels"][:1] + [r for r in alt["levels"] if r["concurrency"] in (8, 16)],
         )
+        ops = "" if alt.get("is_thread_op", True) else ", process ops"
+        layout = f"{alt.get('worker_num', 1)} x {a['concurrency']} x {a['local_service_conf']['thread_num']}"
         lines.append(
-            f"| {alt.get('worker_num', 1)} x {a['concurrency']} x {a['local_service_conf']['thread_num']} | "
+            f"| {layout}{ops} | "
             f"{l1['p50_ms']:.1f} | "
             f"{l8['qps']:.1f} | {l8['p99_ms']:.1f} | {l16['qps']:.1f} | {l16['p99_ms']:.1f} |"
         )

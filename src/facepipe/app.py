@@ -111,8 +111,6 @@ def build_server(
     worker: int = 0,
 ) -> Server:
     """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
-    if not config.dag.is_thread_op:
-        log.warning("dag.is_thread_op: false is not implemented; ops run in worker threads (docs/config.md)")
     # images are already spread over the cores by worker threads and processes: OpenCV's own pool
     # on top of them (one thread per core, per process) only adds hand-offs
     cv2.setNumThreads(config.face.opencv_threads or -1)

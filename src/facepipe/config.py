@@ -205,4 +205,5 @@ def stage_config(config: Config, name: str, op: OpConfig | None = None) -> Stage
         queue_size=config.dag.channel_size,
         timeout_s=op.timeout / 1000.0 if op.timeout > 0 else 0.0,
         retry=config.dag.retry if op.retry is None else op.retry,
+        process=not config.dag.is_thread_op,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from facepipe.config import Config, runtime_spec, stage_config
@@ -37,14 +39,15 @@ def photo_decode_op(limits: DecodeLimits) -> FunctionOp:
     return per_item(decode)
 
 
-def align_op() -> FunctionOp:
-    def run(batch: list[Photo]) -> list[Photo]:
-        for photo in batch:
-            for face in photo.faces:
-                face.crop = align(photo.image, face.landmarks)
-        return batch
+def _align(batch: list[Photo]) -> list[Photo]:
+    for photo in batch:
+        for face in photo.faces:
+            face.crop = align(photo.image, face.landmarks)
+    return batch
 
-    return FunctionOp(run)
+
+def align_op() -> FunctionOp:
+    return FunctionOp(_align)
 
 
 class FaceEmbedOp:
@@ -68,6 +71,14 @@ def detector_op(name: str, nets: list[Bundle], runtime: RuntimeSpec) -> MtcnnOp 
     return BlazeFaceOp(nets[0], runtime) if name == "blazeface" else MtcnnOp(nets, runtime)
 
 
+def face_embed_op(bundle: Bundle, runtime: RuntimeSpec) -> FaceEmbedOp:
+    return FaceEmbedOp(EmbedOp(bundle, runtime))
+
+
+def arcface_op(limits: DecodeLimits, bundle: Bundle, runtime: RuntimeSpec) -> Chain:
+    return Chain(decode_op(limits), EmbedOp(bundle, runtime))
+
+
 def embedder_name(config: Config) -> str:
     """The embedding model: the ``ArcFace`` op's ``model_config`` (default ``mobilefacenet``)."""
     return config.op_config("ArcFace").local_service_conf.model_config_ or "mobilefacenet"
@@ -85,7 +96,7 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     return Pipeline(
         "ArcFace",
-        [(stage_config(config, "ArcFace"), lambda: Chain(decode_op(limits), EmbedOp(bundle, runtime)))],
+        [(stage_config(config, "ArcFace"), partial(arcface_op, limits, bundle, runtime))],
         timeout_s=config.request_timeout_ms / 1000.0,
     )
 
@@ -97,18 +108,15 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
     det_runtime = runtime_spec(config.op_config("detect"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    # factories are partials of module-level functions: with dag.is_thread_op: false they are
+    # pickled into each worker's process
     steps: list[tuple[StageConfig, OpFactory]] = [
-        (stage_config(config, "decode"), lambda: photo_decode_op(limits)),
-        (stage_config(config, "detect"), lambda: detector_op(detector, nets, det_runtime)),
+        (stage_config(config, "decode"), partial(photo_decode_op, limits)),
+        (stage_config(config, "detect"), partial(detector_op, detector, nets, det_runtime)),
         (stage_config(config, "align"), align_op),
-        (stage_config(config, "embed"), lambda: FaceEmbedOp(EmbedOp(embed_bundle, embed_runtime))),
+        (stage_config(config, "embed"), partial(face_embed_op, embed_bundle, embed_runtime)),
     ]
     if repo.versions("antispoof"):
-        spoof = repo.bundle("antispoof")
-        steps.append(
-            (
-                stage_config(config, "liveness"),
-                lambda: LivenessOp(spoof, runtime_spec(config.op_config("liveness"))),
-            )
-        )
+        spoof, liveness = repo.bundle("antispoof"), runtime_spec(config.op_config("liveness"))
+        steps.append((stage_config(config, "liveness"), partial(LivenessOp, spoof, liveness)))
     return Pipeline(f"photos-{detector}", steps, timeout_s=config.request_timeout_ms / 1000.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -126,7 +127,7 @@ class TensorModel:
     def build(
         cls, bundle: Bundle, stage: StageConfig, timeout_s: float, runtime: RuntimeSpec = CPU
     ) -> TensorModel:
-        pipeline = Pipeline(bundle.manifest.name, [(stage, lambda: TensorOp(bundle, runtime))], timeout_s)
+        pipeline = Pipeline(bundle.manifest.name, [(stage, partial(TensorOp, bundle, runtime))], timeout_s)
         return cls(bundle, pipeline)
 
     def ready(self) -> bool:

@@ -1,6 +1,7 @@
 """A Stage: one op run by N worker threads over a bounded, batching queue.
 
-Each worker builds its own op instance (its own inference session). Items past their deadline are
+Each worker builds its own op instance (its own inference session), in the worker's thread or, with
+``process``, in a child process of the worker's own (``ProcessOp``). Items past their deadline are
 dropped before they cost inference time. A batch whose op raises is retried ``retry`` times, then
 every item of it fails; an exception returned in one slot fails that item only.
 """
@@ -13,12 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from facepipe.errors import DeadlineExceeded, FacepipeError, Overloaded
 from facepipe.serving.batcher import Batcher
 from facepipe.serving.item import Item
 from facepipe.serving.op import OpFactory
+from facepipe.serving.process_op import ProcessOp
 from facepipe.serving.stats import StageStats
 
 log = logging.getLogger(__name__)
@@ -34,13 +37,14 @@ class StageConfig:
     queue_size: int = 256
     timeout_s: float = 0.0  # 0: only the request's own deadline applies
     retry: int = 0
+    process: bool = False  # each worker's op in a process of its own (the seed's is_thread_op: false)
 
 
 class Stage:
     def __init__(self, config: StageConfig, factory: OpFactory, forward: Forward) -> None:
         self.config = config
         self.name = config.name
-        self._factory = factory
+        self._factory: OpFactory = partial(ProcessOp, factory, config.name) if config.process else factory
         self._forward = forward
         self._batcher: Batcher[Item] = Batcher(config.batch_size, config.max_wait_s, config.queue_size)
         self._threads: list[threading.Thread] = []
@@ -93,6 +97,9 @@ class Stage:
         self._ready.wait()
         while (batch := self._batcher.take()) is not None:
             self._run(op, batch)
+        close = getattr(op, "close", None)
+        if close is not None:
+            close()
 
     def _run(self, op: Any, batch: list[Item]) -> None:
         now = time.monotonic()
