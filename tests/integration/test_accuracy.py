@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow
 def test_lfw_dev_through_the_server(server: Running, lfw_dir: Path) -> None:
     res = lfw(server.url, lfw_dir, concurrency=8)
     assert res["no_face"] == 0
-    assert res["accuracy"] >= 0.985
+    assert res["accuracy"] >= 0.992  # the target (measured: 99.30 %)
     assert res["tar_at_far_0.001"] >= 0.97
-    assert res["landmark_within_3px"] >= 0.93
+    assert res["landmark_within_3px"] >= 0.94  # the 99 % target is not met (bench/results/accuracy.md)
 
 
 def test_labelled_photo_pairs_at_the_default_threshold(server: Running, photos_dir: Path) -> None:
@@ -47,4 +47,4 @@ def test_blazeface_path_on_lfw_dev(server: Running, lfw_dir: Path, models_dir: P
     if not (models_dir / "blazeface" / "1").is_dir():
         pytest.skip("the blazeface pack is not installed: run `facepipe models pull blazeface`")
     res = lfw(server.url, lfw_dir, concurrency=8, detector="blazeface")
-    assert res["no_face"] == 0 and res["accuracy"] >= 0.98 and res["tar_at_far_0.001"] >= 0.95
+    assert res["no_face"] == 0 and res["accuracy"] >= 0.985 and res["tar_at_far_0.001"] >= 0.97
