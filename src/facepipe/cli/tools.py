@@ -150,7 +150,8 @@ def eval_lfw(
     plots: Annotated[Path | None, typer.Option(help="Write PREFIX-roc.png and PREFIX-scores.png.")] = None,
 ) -> None:
     """Verification accuracy on an LFW-style pairs file through a running server (as many folds as the
-    file has): accuracy ± std, AUC, TAR at FAR 1e-2 and 1e-3, best threshold, landmark error.
+    file has): accuracy ± std, AUC, TAR at FAR 1e-2 and 1e-3, best threshold, landmark error. Each
+    image's subject is its face nearest the centre, as LFW's images are centred on the named person.
 
     Example: facepipe eval lfw --data ../shared/data/lfw-dev --plots lfw
     """
