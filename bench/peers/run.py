@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -173,6 +174,19 @@ def main() -> None:
 
 def report(res: dict, out: Path) -> None:
     names = [*FACEPIPE, *PEERS]
+
+    def closed_cell(r: dict) -> str:
+        return f"{r['qps']:.1f} / {r['p99_ms']:.0f}"
+
+    def open_cell(r: dict) -> str:
+        return f"{r['p99_ms']:.0f} ({r['qps']:.0f}/s)"
+
+    def table(first: str, rows: list[str], mode: str, cell: Callable[[dict], str]) -> list[str]:
+        """One markdown table: a row per level, a column per server, ``cell`` of each level's result."""
+        head = [f"| {first} | " + " | ".join(names) + " |", "| --- " * (len(names) + 1) + "|"]
+        body = [" | ".join(cell(res[n][mode][i]) for n in names) for i in range(len(rows))]
+        return head + [f"| {row} | {cells} |" for row, cells in zip(rows, body, strict=True)]
+
     lines = [
         "# facepipe against the serving frameworks users would pick instead (CPU)",
         "",
@@ -191,22 +205,12 @@ def report(res: dict, out: Path) -> None:
         "",
         "## Throughput (requests/s) and p99 (ms), closed loop",
         "",
-        "| concurrency | " + " | ".join(names) + " |",
-        "| --- " * (len(names) + 1) + "|",
-    ]
-    for i, c in enumerate(LEVELS):
-        cells = [f"{res[n]['closed'][i]['qps']:.1f} / {res[n]['closed'][i]['p99_ms']:.0f}" for n in names]
-        lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    lines += [
+        *table("concurrency", [str(c) for c in LEVELS], "closed", closed_cell),
         "",
         "## p99 (ms) at equal offered load, open loop (Poisson)",
         "",
-        "| rate | " + " | ".join(names) + " |",
-        "| --- " * (len(names) + 1) + "|",
+        *table("rate", [f"{r}/s" for r in RATES], "open", open_cell),
     ]
-    for i, r in enumerate(RATES):
-        cells = [f"{res[n]['open'][i]['p99_ms']:.0f} ({res[n]['open'][i]['qps']:.0f}/s)" for n in names]
-        lines.append(f"| {r}/s | " + " | ".join(cells) + " |")
 
     def ahead(name: str, mode: str, key: str, rows: list[int]) -> bool:
         """``name`` at least as good as every peer at each row: more ``qps``, or less ``p99_ms``."""

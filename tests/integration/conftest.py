@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -22,6 +23,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def seed_embedding(url: str, img_b64: str) -> np.ndarray:
+    """The embedding of one base64 image through the seed endpoint (JSON numbers)."""
+    body = {"key": ["image"], "value": [img_b64]}
+    r = httpx.post(url + "/ArcFace/prediction?format=json", json=body, timeout=60).json()
+    assert r["err_no"] == 0, r
+    return np.asarray(r["value"][0], np.float32).ravel()
 
 
 @dataclass

@@ -9,14 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.integration.conftest import Running, start_server, stop_server
-
-
-def seed_embedding(url: str, img: str) -> np.ndarray:
-    body = {"key": ["image"], "value": [img]}
-    r = httpx.post(url + "/ArcFace/prediction?format=json", json=body, timeout=60).json()
-    assert r["err_no"] == 0, r
-    return np.asarray(r["value"][0], np.float32).ravel()
+from tests.integration.conftest import Running, seed_embedding, start_server, stop_server
 
 
 def test_process_ops_answer_like_thread_ops(

@@ -6,20 +6,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import Running, start_server, stop_server
+from tests.integration.conftest import Running, seed_embedding, start_server, stop_server
 
 pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'facepipe[gpu]')")
-
-
-def embedding(url: str, img: str) -> np.ndarray:
-    body = {"key": ["image"], "value": [img]}
-    r = httpx.post(url + "/ArcFace/prediction?format=json", json=body, timeout=30).json()
-    assert r["err_no"] == 0, r
-    return np.asarray(r["value"][0], np.float32).ravel()
 
 
 def test_torch_engine_matches_onnxruntime(
@@ -30,6 +22,6 @@ def test_torch_engine_matches_onnxruntime(
     try:
         for path in sorted((lfw_dir / "images").glob("*/*.jpg"))[:5]:
             img = base64.b64encode(path.read_bytes()).decode()
-            assert np.abs(embedding(run.url, img) - embedding(server.url, img)).max() <= 1e-4
+            assert np.abs(seed_embedding(run.url, img) - seed_embedding(server.url, img)).max() <= 1e-4
     finally:
         stop_server(run)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from functools import partial
 from typing import Any
 
 import pytest
@@ -74,7 +73,7 @@ def test_setup_errors_reach_the_parent() -> None:
 
 def test_a_pipeline_stage_with_process_workers() -> None:
     config = StageConfig("sq", concurrency=2, batch_size=4, max_wait_s=0.005, process=True)
-    pipeline = Pipeline("p", [(config, partial(square_op))])
+    pipeline = Pipeline("p", [(config, square_op)])
     pipeline.start()
     try:
 

@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import pickle
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from facepipe.serving.op import OpFactory
 
@@ -69,14 +69,17 @@ class ProcessOp:
             raise value
 
     def __call__(self, batch: list[Any]) -> list[Any]:
-        if self._conn is None or not self._proc.is_alive():
+        if self._conn is None:  # the last call found the child dead
             log.warning("op %s: its process is gone; starting another", self.name)
             self.close()
             self.setup()
         conn = self._conn
         if conn is None:  # pragma: no cover - setup either sets it or raises
             raise RuntimeError(f"op {self.name}: no process")
-        conn.send(batch)
+        try:
+            conn.send(batch)
+        except OSError:
+            self._dead()
         status, value = self._receive()
         if status == _ERROR:
             raise value
@@ -89,10 +92,14 @@ class ProcessOp:
         try:
             message: tuple[str, Any] = self._conn.recv()
         except (EOFError, OSError):
-            code = self._proc.exitcode if self._proc is not None else None
-            self._conn = None
-            raise RuntimeError(f"op {self.name}: its process died (exit code {code})") from None
+            self._dead()
         return message
+
+    def _dead(self) -> NoReturn:
+        """The child is gone (its pipe broke): fail this call; the next one starts another child."""
+        code = self._proc.exitcode if self._proc is not None else None
+        self._conn = None
+        raise RuntimeError(f"op {self.name}: its process died (exit code {code})") from None
 
     def close(self) -> None:
         """Stop the child (it finishes the call in hand first)."""
