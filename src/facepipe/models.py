@@ -226,7 +226,7 @@ def convert_pack_model(pack: Pack, m: PackModel, path: Path, root: Path) -> Mani
     batch), parity-checked as one batch against the published graph run image by image."""
     pre = Preprocess(**m.preprocess)
     images = synthetic_images(4, *m.sample_size)
-    samples = [to_input(img, pre.mean, pre.std, pre.transposed) for img in images]
+    samples = [to_input(img, pre) for img in images]
     if path.suffix == ".onnx":
         published = load_onnx(path)
         model = onnx.ModelProto()

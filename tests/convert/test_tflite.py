@@ -15,8 +15,10 @@ from facepipe.convert.tflite_reader import read_tflite
 from facepipe.convert.verify import run_onnx, tflite_parity, to_input
 from facepipe.errors import ConversionError
 from facepipe.face.align import align
+from facepipe.serving.bundle import Preprocess
 
 RGB_128 = ([127.5] * 3, [128.0] * 3)
+FACE_128 = Preprocess(mean=[127.5] * 3, std=[128.0] * 3)
 
 
 def _lfw_images(
@@ -38,7 +40,7 @@ def faces(lfw_dir: Path, lfw_landmarks: dict[str, np.ndarray]) -> list[tuple[np.
 def test_mobilefacenet_parity_on_real_faces(pack_files: dict[str, Path], faces: list) -> None:
     path = pack_files["MobileFaceNet.tflite"]
     model = convert_tflite(path)
-    samples = [to_input(align(img, lm), *RGB_128, transposed=False) for img, lm in faces]
+    samples = [to_input(align(img, lm), FACE_128) for img, lm in faces]
     parity = tflite_parity(model, path, samples)
     out = parity.outputs[0]
     assert out.max_abs_diff <= 1e-4 * out.scale, parity.to_dict()
@@ -64,14 +66,17 @@ def test_detector_and_liveness_parity_on_real_images(
         images = [cv2.resize(img, (125, 125)) for img in images[:4]] + [
             cv2.resize(i, (97, 61)) for i in images[4:]
         ]
-    samples = [to_input(img, mean, std, transposed=file != "FaceAntiSpoofing.tflite") for img in images]
+    samples = [
+        to_input(img, Preprocess(mean=mean, std=std, transposed=file != "FaceAntiSpoofing.tflite"))
+        for img in images
+    ]
     parity = tflite_parity(model, path, samples)
     assert parity.ok, parity.to_dict()
 
 
 def test_dynamic_batch_matches_single_items(pack_files: dict[str, Path], faces: list) -> None:
     model = convert_tflite(pack_files["MobileFaceNet.tflite"])
-    batch = np.concatenate([to_input(align(img, lm), *RGB_128, transposed=False) for img, lm in faces[:5]])
+    batch = np.concatenate([to_input(align(img, lm), FACE_128) for img, lm in faces[:5]])
     together = run_onnx(model, [batch])[0][0]
     alone = np.concatenate([out[0] for out in run_onnx(model, [batch[i : i + 1] for i in range(5)])])
     np.testing.assert_allclose(together, alone, atol=1e-5)

@@ -53,7 +53,7 @@ def import_model(src: Path, opts: ImportOptions, root: Path) -> Path:
         free_batch_axis(model)
     pre = opts.preprocess
     h, w = _sample_hw(model, opts.layout)
-    samples = [to_input(img, pre.mean, pre.std, pre.transposed) for img in synthetic_images(2, h, w)]
+    samples = [to_input(img, pre) for img in synthetic_images(2, h, w)]
     if opts.layout == "NCHW":
         samples = [s.transpose(0, 3, 1, 2).copy() for s in samples]
     if kind == "tflite":

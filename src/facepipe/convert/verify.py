@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from facepipe.errors import ConversionError
+from facepipe.serving.bundle import Preprocess
 
 REL_TOL = 1e-4
 MIN_COSINE = 0.99999
@@ -58,10 +59,10 @@ def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> list[np.
     return out
 
 
-def to_input(img: np.ndarray, mean: list[float], std: list[float], transposed: bool) -> np.ndarray:
+def to_input(img: np.ndarray, pre: Preprocess) -> np.ndarray:
     """uint8 HxWx3 RGB image -> float32 1xHxWx3 model input."""
-    x = (img.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    if transposed:
+    x = pre.normalize(img)
+    if pre.transposed:
         x = x.transpose(1, 0, 2)
     return np.ascontiguousarray(x[None])
 

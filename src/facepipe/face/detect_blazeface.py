@@ -91,8 +91,7 @@ class BlazeFaceOp:
         if hasattr(self.session, "run_pixels"):  # normalised on the device
             s1, s2, b1, b2 = self.session.run_pixels(squares)
         else:
-            pre = self.bundle.manifest.preprocess
-            x = (squares.astype(np.float32) - np.float32(pre.mean[0])) / np.float32(pre.std[0])
+            x = self.bundle.manifest.preprocess.normalize(squares)
             s1, s2, b1, b2 = self.session.run({self.session.input_names[0]: x})
         scores = np.concatenate([s1[..., 0], s2[..., 0]], axis=1)
         raw = np.concatenate([b1, b2], axis=1)

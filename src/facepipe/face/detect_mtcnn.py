@@ -30,7 +30,7 @@ class Net:
     def prepare(self, patches: np.ndarray) -> np.ndarray:
         """uint8 RGB NHWC -> the net's input (normalised, transposed when the bundle says so)."""
         pre = self.bundle.manifest.preprocess
-        x = (patches.astype(np.float32) - np.float32(pre.mean[0])) / np.float32(pre.std[0])
+        x = pre.normalize(patches)
         return np.ascontiguousarray(x.transpose(0, 2, 1, 3) if pre.transposed else x)
 
     def run(self, patches: np.ndarray) -> list[np.ndarray]:

@@ -25,7 +25,7 @@ def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     arr = resized(crops, bundle)
     if pre.color.upper() == "BGR":
         arr = arr[..., ::-1]
-    x = (arr.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    x = pre.normalize(arr)
     if bundle.manifest.inputs[0].layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x)

@@ -40,8 +40,7 @@ class LivenessOp:
             return batch
         pre = self.bundle.manifest.preprocess
         size = pre.size[1]
-        raw = np.stack([face_patch(p.image, f, size) for p, f in wanted]).astype(np.float32)
-        x = (raw - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+        x = pre.normalize(np.stack([face_patch(p.image, f, size) for p, f in wanted]))
         clss, leaf = self.session.run({self.session.input_names[0]: x})
         scores = np.sum(np.abs(clss) * leaf, axis=1)
         for (_, face), score in zip(wanted, scores, strict=True):

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facepipe.errors import ModelError
 
 MANIFEST = "bundle.json"
@@ -39,6 +41,23 @@ class Preprocess:
     std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     size: list[int] = field(default_factory=list)
     transposed: bool = False
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """``(pixels - mean) / std`` over the last (channel) axis, as float32, in a new array.
+
+        Same values as numpy's broadcasting of the 3-vectors, at a twentieth of the cost: broadcast
+        over a last axis of 3, numpy loops 3 elements at a time (~250 us for one 112x112 face).
+        """
+        x = pixels.astype(np.float32)
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if (mean == mean[0]).all() and (std == std[0]).all():
+            x -= mean[0]
+            x /= std[0]
+            return x
+        rows = x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])  # a view: channels run along rows
+        rows -= np.tile(mean, x.shape[-2])
+        rows /= np.tile(std, x.shape[-2])
+        return x
 
 
 @dataclass(slots=True)

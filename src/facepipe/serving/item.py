@@ -23,14 +23,21 @@ class Item:
     profile: list[tuple[str, float, float]] = field(default_factory=list)  # (stage, queued_ms, run_ms)
     tags: dict[str, str] = field(default_factory=dict)
 
-    def resolve(self, value: Any) -> None:
-        self.loop.call_soon_threadsafe(_set, self.future, value)
+
+def resolve_all(done: list[tuple[Item, Any]]) -> None:
+    """Set each item's result (or exception) on its event loop: one wake-up per loop, not per item."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for item, value in done:
+        by_loop.setdefault(item.loop, []).append((item.future, value))
+    for loop, pairs in by_loop.items():
+        loop.call_soon_threadsafe(_set_all, pairs)
 
 
-def _set(future: asyncio.Future[Any], value: Any) -> None:
-    if future.done():
-        return
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)
+def _set_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, value in pairs:
+        if future.done():
+            continue
+        if isinstance(value, BaseException):
+            future.set_exception(value)
+        else:
+            future.set_result(value)

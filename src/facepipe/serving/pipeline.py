@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facepipe.errors import FacepipeError, NotReady
-from facepipe.serving.item import Item
+from facepipe.serving.item import Item, resolve_all
 from facepipe.serving.op import OpFactory
 from facepipe.serving.stage import Stage, StageConfig
 from facepipe.serving.stats import RequestStats
@@ -81,16 +81,18 @@ class Pipeline:
             self.in_flight -= 1
             self.requests.record((time.monotonic() - item.created) * 1e3, item.request_id, ok)
 
-    def _forward(self, item: Item, result: Any) -> None:
-        if isinstance(result, BaseException):
-            item.resolve(result)
-            return
-        item.stage_index += 1
-        if item.stage_index == len(self.stages):
-            item.resolve(result)
-            return
-        item.payload = result
-        try:
-            self.stages[item.stage_index].submit(item, block=True)
-        except FacepipeError as exc:
-            item.resolve(exc)
+    def _forward(self, items: list[Item], results: list[Any]) -> None:
+        """Move a stage's finished batch on: into the next stage, or back to the submitters."""
+        done: list[tuple[Item, Any]] = []
+        for item, result in zip(items, results, strict=True):
+            item.stage_index += 1
+            if isinstance(result, BaseException) or item.stage_index == len(self.stages):
+                done.append((item, result))
+                continue
+            item.payload = result
+            try:
+                self.stages[item.stage_index].submit(item, block=True)
+            except FacepipeError as exc:
+                done.append((item, exc))
+        if done:
+            resolve_all(done)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from facepipe.errors import InvalidInput, NotFound
 from facepipe.serving.state import ServerState
@@ -25,19 +26,15 @@ class SeedReply:
 def numpy_repr(arr: np.ndarray) -> str:
     """The seed's ``repr(ndarray)`` text, e.g. ``array([[0.1, -0.2]], dtype=float32)``.
 
-    Floating arrays are written directly with 9 significant digits (float32 round-trips exactly):
-    numpy's own repr costs ~0.8 ms for one embedding, more than the rest of the request path.
+    Finite floating arrays are written by orjson with the shortest digits that read back to the same
+    value (numpy's repr does the same, but costs ~0.8 ms for one embedding; Python's per-float
+    formatting cost ~35 us, a tenth of the seed request's front-end time).
     """
-    if arr.dtype.kind != "f" or arr.ndim == 0:
+    if arr.dtype.kind != "f" or arr.ndim == 0 or not np.isfinite(arr).all():
         with np.printoptions(threshold=sys.maxsize):
             return repr(arr)
-
-    def rows(a: np.ndarray) -> str:
-        if a.ndim == 1:
-            return "[" + ", ".join(f"{x:.9g}" for x in a.tolist()) + "]"
-        return "[" + ", ".join(rows(r) for r in a) + "]"
-
-    return f"array({rows(arr)}, dtype={arr.dtype.name})"
+    text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
+    return f"array({text.replace(b',', b', ').decode()}, dtype={arr.dtype.name})"
 
 
 def parse_json(body: bytes) -> tuple[Any, dict[str, str]]:

@@ -19,13 +19,13 @@ from typing import Any
 
 from facepipe.errors import DeadlineExceeded, FacepipeError, Overloaded
 from facepipe.serving.batcher import Batcher
-from facepipe.serving.item import Item
+from facepipe.serving.item import Item, resolve_all
 from facepipe.serving.op import OpFactory
 from facepipe.serving.process_op import ProcessOp
 from facepipe.serving.stats import StageStats
 
 log = logging.getLogger(__name__)
-Forward = Callable[[Item, Any], None]
+Forward = Callable[[list[Item], list[Any]], None]  # a finished batch: its items and their results
 
 
 @dataclass(slots=True)
@@ -103,13 +103,11 @@ class Stage:
 
     def _run(self, op: Any, batch: list[Item]) -> None:
         now = time.monotonic()
-        live = []
-        for item in batch:
-            if now > item.deadline:
-                item.resolve(DeadlineExceeded(f"request timed out waiting for stage {self.name}"))
-                self.stats.dropped += 1
-            else:
-                live.append(item)
+        live = [item for item in batch if now <= item.deadline]
+        if len(live) < len(batch):
+            late = f"request timed out waiting for stage {self.name}"
+            resolve_all([(item, DeadlineExceeded(late)) for item in batch if now > item.deadline])
+            self.stats.dropped += len(batch) - len(live)
         if not live:
             return
         started = time.monotonic()
@@ -118,9 +116,9 @@ class Stage:
         self.stats.record_batch(
             len(live), (finished - started) * 1e3, [(started - i.entered) * 1e3 for i in live]
         )
-        for item, result in zip(live, results, strict=True):
+        for item in live:
             item.profile.append((self.name, (started - item.entered) * 1e3, (finished - started) * 1e3))
-            self._forward(item, result)
+        self._forward(live, results)
         self.stats.out_ms += (time.monotonic() - finished) * 1e3
 
     def _call(self, op: Any, live: list[Item]) -> list[Any]:
