@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bare import batch1_p50_ms, rate, runner  # noqa: E402
+from facepipe.config import load_config  # noqa: E402
 from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
 from facepipe.serving.runtime import cpu_engine  # noqa: E402
@@ -84,10 +85,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--levels", default="1,2,4,8,16,32,64")
-    ap.add_argument("--workers", type=int, default=2, help="ArcFace op concurrency")
-    ap.add_argument("--threads", type=int, default=1, help="thread_num per worker")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--wait-ms", type=float, default=0)
+    shipped = load_config(ROOT / "config.yml")
+    op = shipped.op_config("ArcFace")
+    process_ops = not (shipped.dag.is_thread_op if op.is_thread_op is None else op.is_thread_op)
+    ap.add_argument("--workers", type=int, default=op.concurrency, help="ArcFace op concurrency")
+    ap.add_argument("--threads", type=int, default=op.local_service_conf.thread_num, help="per worker")
+    ap.add_argument("--batch", type=int, default=op.batch_size)
+    ap.add_argument("--wait-ms", type=float, default=op.auto_batching_timeout)
+    ap.add_argument("--thread-ops", action="store_true", default=not process_ops, help="workers as threads")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--out", default="cpu-arcface")
@@ -104,13 +109,14 @@ def main() -> None:
     engine = cpu_engine(bundle, args.engine)
     bare = ceiling(bundle, crops(files), args.engine)
     levels = [int(c) for c in args.levels.split(",")]
-    main_run = sweep(args, bodies, args.workers, args.threads, levels)
+    main_run = sweep(args, bodies, args.workers, args.threads, levels, thread_op=args.thread_ops)
+    layouts = [(2, 1, 1, True), (1, 2, 1, True), (2, 2, 1, True), (1, 1, 2, True), (2, 1, 2, True)]
+    layouts += [(2, 1, 1, False), (2, 2, 1, False)]
     others = [
-        sweep(args, bodies, w, t, [1, 8, 16], p)
-        for w, t, p in ((1, 2, 1), (2, 2, 1), (2, 1, 1), (1, 1, 2), (2, 1, 2))
-        if (w, t, p) != (args.workers, args.threads, 1)
+        sweep(args, bodies, w, t, [1, 8, 16], p, thread_op=threads_)
+        for w, t, p, threads_ in layouts
+        if (w, t, p, threads_) != (args.workers, args.threads, 1, args.thread_ops)
     ]
-    others.append(sweep(args, bodies, args.workers, args.threads, [1, 8, 16], thread_op=False))
     op, sweep_rows = main_run["op"], main_run["levels"]
     result = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -132,7 +138,8 @@ def main() -> None:
         f"Machine: {result['machine']}; server and load generator (facepipe.loadgen, 1 process) on the "
         "same cores.",
         f"Command: `{result['command']}`; {len(files)} real LFW images (250x250 JPEG, base64 in the seed's "
-        f"JSON), closed loop, {args.seconds:.0f} s per level. Server ArcFace op: {json.dumps(op)}.",
+        f"JSON), closed loop, {args.seconds:.0f} s per level. Server ArcFace op (config.yml as shipped): "
+        f"{json.dumps(op)}, {'threads' if args.thread_ops else 'process ops (is_thread_op: false)'}.",
         "",
         f"Bare model ceiling ({engine} in-process, the server's runtime, no I/O, no decode), best of "
         "workers x threads x batch: "
@@ -146,6 +153,15 @@ def main() -> None:
         f"{s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {sum(s['errors'].values())} |"
         for s in sweep_rows
     ]
+    c1 = next((s for s in sweep_rows if s["concurrency"] == 1), None)
+    bare1 = bare.get(f"batch1_{args.threads}thr_ms_p50")
+    if c1 and bare1:
+        lines += [
+            "",
+            f"Concurrency 1: p50 {c1['p50_ms']:.1f} ms against bare batch-1 inference at {args.threads} "
+            f"thread(s) {bare1:.1f} ms: +{c1['p50_ms'] - bare1:.1f} ms (the request's decode, HTTP and "
+            "hand-offs).",
+        ]
     lines += [
         "",
         "Other layouts, same run (`worker_num` server processes x ArcFace op `concurrency` x `thread_num`; "
@@ -160,6 +176,7 @@ def main() -> None:
             alt["levels"][:1] + [r for r in alt["levels"] if r["concurrency"] in (8, 16)],
         )
         ops = "" if alt.get("is_thread_op", True) else ", process ops"
+        ops += " (shipped)" if alt is main_run else ""
         layout = f"{alt.get('worker_num', 1)} x {a['concurrency']} x {a['local_service_conf']['thread_num']}"
         lines.append(
             f"| {layout}{ops} | "

@@ -36,6 +36,13 @@ def test_seed_keys_map_to_the_engine() -> None:
     )
 
 
+def test_is_thread_op_per_op_overrides_the_dag() -> None:
+    cfg = parse_config({"dag": {"is_thread_op": True}, "op": {"ArcFace": {"is_thread_op": False}}})
+    assert stage_config(cfg, "ArcFace").process and not stage_config(cfg, "embed").process
+    cfg = parse_config({"dag": {"is_thread_op": False}, "op": {"embed": {"is_thread_op": True}}})
+    assert stage_config(cfg, "ArcFace").process and not stage_config(cfg, "embed").process
+
+
 @pytest.mark.parametrize(
     ("raw", "path"),
     [
@@ -46,6 +53,7 @@ def test_seed_keys_map_to_the_engine() -> None:
             "op.ArcFace.local_service_conf.precision",
         ),
         ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
+        ({"op": {"embed": {"is_thread_op": "maybe"}}}, "op.embed.is_thread_op"),
         ({"htp_port": 1}, "htp_port"),
         ({"http_port": "x"}, "http_port"),
     ],

@@ -48,6 +48,7 @@ class OpConfig(_Strict):
     concurrency: int = Field(1, ge=1, le=64)
     timeout: float = Field(-1, description="ms; -1 means no per-op limit")
     retry: int | None = Field(None, ge=0)
+    is_thread_op: bool | None = Field(None, description="this op only; unset: dag.is_thread_op")
     batch_size: int = Field(1, ge=1, le=4096)
     auto_batching_timeout: float = Field(0, ge=0, description="ms to wait for a fuller batch")
     local_service_conf: LocalServiceConf = LocalServiceConf()
@@ -59,7 +60,8 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
         "concurrency": 2,
         "batch_size": 4,
         "auto_batching_timeout": 0,
-        "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 1},
+        "is_thread_op": False,
+        "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 2},
     },
     "detect": {"concurrency": 2, "batch_size": 4, "auto_batching_timeout": 0},
     "align": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
@@ -205,5 +207,5 @@ def stage_config(config: Config, name: str, op: OpConfig | None = None) -> Stage
         queue_size=config.dag.channel_size,
         timeout_s=op.timeout / 1000.0 if op.timeout > 0 else 0.0,
         retry=config.dag.retry if op.retry is None else op.retry,
-        process=not config.dag.is_thread_op,
+        process=not (config.dag.is_thread_op if op.is_thread_op is None else op.is_thread_op),
     )
