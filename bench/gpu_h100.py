@@ -291,23 +291,27 @@ def report(src: Path, out: Path) -> None:
     busy = [v["cpu_busy"] for v in s.values() if isinstance(v, dict) and "cpu_busy" in v]
     lines += [
         "",
-        "Run to run: five runs of this code with 12 processes, in order (ArcFace `auto_batching_timeout` "
-        "2 ms in the first three, 5 ms in the last two; the table is the last): 21.1k / 20.3k / 19.5k / "
-        "19.8k / 20.3k faces/s on KServe binary batches; 8.6k (at c ≤ 256) / 9.6k / 9.5k / 11.7k / 9.8k "
-        "single-image req/s; 1,932 / 1,902 / 1,890 / 2,199 / 1,854 BlazeFace photos/s (c=384 ran at 1,420 "
-        "to 2,199: the level past the knee swings); p99 at half rate 176 / 37 / 57 / 142 / 57 ms.",
+        "Run to run: three runs of this code with 12 processes and a 5 ms ArcFace batching wait, in "
+        "order (the table is the last): 19.3k / 19.6k / 20.0k faces/s on KServe binary batches; 11.1k / "
+        "12.8k / 10.2k single-image req/s; 2,400 / 3,213 / 2,919 BlazeFace photos/s; p99 at half rate "
+        "136 / 105 / 79 ms (p50 15-17 ms). The session before (five runs, results fetched with "
+        "`.cpu()`): 19.5k-21.1k faces/s, 8.6k-11.7k req/s, 1,854-2,199 photos/s, p99 37-176 ms.",
         "",
-        f"Where the time goes: every level kept the 16 cores {100 * min(busy):.0f}-{100 * max(busy):.0f} % "
-        "busy (`cpu_busy` in the JSON: server and load generator together) while the GPU ran a fraction of "
-        "its ceiling. Each of the 12 server processes holds its own CUDA context, and the GPU time-slices "
-        "between contexts, so small batches wait on each other: p50 is ~20 ms already at half the peak "
-        "rate. MTCNN stays at ~220 photos/s: its P-Net runs per image and pyramid scale, and NMS and box "
-        "bookkeeping are numpy per image. What moved the numbers this time: BlazeFace batched on the GPU "
-        "(photos 230 -> ~1,900/s), uvicorn's C parser (httptools) made a dependency, responses written by "
-        "orjson (JSON encoding was a fifth of `/v1/embed`'s time under the GIL), OpenCV's per-process "
-        "thread pool off (`face.opencv_threads: 1`; 96 -> 80 % busy at the same rate), 12 processes. "
-        "Not met: p99 <= 20 ms at half the peak rate in any run; 2,000 photos/s in one run of five; 20k "
-        "faces/s in three of five.",
+        f"Where the time goes: the levels kept the 16 cores {100 * min(busy):.0f}-{100 * max(busy):.0f} % "
+        "busy (`cpu_busy` in the JSON: server and load generator together; 74-82 % before). Each worker "
+        "now waits for the GPU on a blocking CUDA event with inputs uploaded from pinned memory; `.cpu()` "
+        "had spun one core per waiting thread, 75 % of the cores busy even at half the peak rate, and "
+        "the freed cores went to the front ends (BlazeFace photos ~1,900 -> 2,400-3,200/s). What is left "
+        "at half rate: each of the 12 processes holds its own CUDA context and the GPU time-slices "
+        "between them. The ArcFace op's own time (decode and GPU call, `pipeline.profile`) was 10 ms at "
+        "the median with 12 processes, 6 ms with 6 and 2.4 ms with 4, for the same small batches; but 4 "
+        "processes carry only 3.5k single-image req/s (the Python front ends run out). "
+        "Measured and not kept (branch `experiment/session-host`): one process owning the GPU for all 12 "
+        "front ends, their calls merged while it is busy, fed over Unix sockets: one context, but the "
+        "pickled hop and that process's single GIL cost more (KServe 12-13.5k faces/s, single-image "
+        "6.2-10.7k req/s, half-rate p99 48-127 ms); a 0.2-0.5 ms GIL switch interval changed nothing "
+        "measurable. MTCNN stays at ~250 photos/s: its P-Net runs per image and pyramid scale. Not met: "
+        "p99 <= 20 ms at half the peak rate in any run; 20k faces/s in none of the three (19,986 at best).",
     ]
     (out / "gpu-h100.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
