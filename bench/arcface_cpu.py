@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bare import batch1_p50_ms, rate, runner  # noqa: E402
-from facepipe.config import load_config  # noqa: E402
+from facepipe.config import load_config, stage_config  # noqa: E402
 from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
 from facepipe.serving.runtime import cpu_engine  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,2,4,8,16,32,64")
     shipped = load_config(ROOT / "config.yml")
     op = shipped.op_config("ArcFace")
-    process_ops = not (shipped.dag.is_thread_op if op.is_thread_op is None else op.is_thread_op)
+    process_ops = stage_config(shipped, "ArcFace").process
     ap.add_argument("--workers", type=int, default=op.concurrency, help="ArcFace op concurrency")
     ap.add_argument("--threads", type=int, default=op.local_service_conf.thread_num, help="per worker")
     ap.add_argument("--batch", type=int, default=op.batch_size)

@@ -103,11 +103,14 @@ class Stage:
 
     def _run(self, op: Any, batch: list[Item]) -> None:
         now = time.monotonic()
-        live = [item for item in batch if now <= item.deadline]
-        if len(live) < len(batch):
-            late = f"request timed out waiting for stage {self.name}"
-            resolve_all([(item, DeadlineExceeded(late)) for item in batch if now > item.deadline])
-            self.stats.dropped += len(batch) - len(live)
+        live: list[Item] = []
+        late: list[Item] = []
+        for item in batch:
+            (live if now <= item.deadline else late).append(item)
+        if late:
+            why = f"request timed out waiting for stage {self.name}"
+            resolve_all([(item, DeadlineExceeded(why)) for item in late])
+            self.stats.dropped += len(late)
         if not live:
             return
         started = time.monotonic()
