@@ -1,9 +1,11 @@
-"""The load generator reads responses by Content-Length and by chunks."""
+"""The load generator reads responses by Content-Length and by chunks, and never pauses to collect."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 
+from facepipe import loadgen
 from facepipe.loadgen import _read_response
 
 
@@ -67,3 +69,14 @@ def test_open_loop_sends_but_does_not_count_the_warmup() -> None:
     level = open_loop(url, [encode_post(url, b"{}")], rate=40, seconds=1.0, warmup_s=1.0)
     assert 20 <= level.requests <= 65 and len(served) >= level.requests + 15
     assert 20 <= level.qps <= 65  # the rate over the counted second, not over both
+
+
+def _collector_state(_job: int) -> tuple[list[float], dict[str, int]]:
+    return [], {"gc enabled": int(gc.isenabled())}
+
+
+def test_client_processes_run_without_the_cyclic_collector() -> None:
+    for jobs in ([0], [0, 1]):  # in this process, and in forked client processes
+        results = loadgen._run_jobs(_collector_state, jobs)
+        assert [errors["gc enabled"] for _, errors in results] == [0] * len(jobs)
+    assert gc.isenabled()  # given back to the caller

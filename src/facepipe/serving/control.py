@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from facepipe.errors import FacepipeError, ModelError, NotFound
+from facepipe.serving import heap
 from facepipe.serving.bundle import Bundle
 from facepipe.serving.repository import Repository
 from facepipe.serving.versions import Versions
@@ -207,6 +208,7 @@ class ModelControl:
             )
             return f"rejected: {reason}"
         m.versions.put(str(version), item)
+        await asyncio.to_thread(heap.settle)
         self.statuses.pop(key, None)
         self.rejected.pop((m.model, version), None)
         log.info("%s version %d loaded, self-tested and serving", m.name, version)
@@ -221,4 +223,6 @@ class ModelControl:
         while item.pipeline.in_flight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         await asyncio.to_thread(item.pipeline.stop)
+        del item
+        await asyncio.to_thread(heap.reclaim)  # its models, no longer exempt, are collected once
         log.info("%s version %s unloaded after its requests finished", m.name, version)

@@ -17,6 +17,7 @@ import pickle
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
+from facepipe.serving import heap
 from facepipe.serving.op import OpFactory
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def _child(factory: OpFactory, conn: Connection) -> None:
     try:
         op = factory()
         op.setup()
+        heap.settle()
     except BaseException as exc:  # reported to the parent, which raises it
         conn.send((_ERROR, _portable(exc)))
         return

@@ -19,6 +19,7 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
+from facepipe.serving import heap
 from facepipe.serving.state import ServerState
 from facepipe.serving.tracer import Tracer
 
@@ -116,6 +117,7 @@ class Server:
         serving = asyncio.ensure_future(server.serve(sockets=[o.sock] if o.sock is not None else None))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
+        heap.settle()  # pipelines, models and edges are built: out of the collector's way
         self.state.ready = server.started
         if server.started:
             log.info("serving HTTP on %s:%d", o.host, o.http_port)
