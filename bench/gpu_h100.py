@@ -3,7 +3,7 @@ Writes bench/results/gpu-h100.{json,md}.
 
     python bench/gpu_h100.py prepare          # here: aligned lfw-dev crops + 500 photos into .gpu/
     python bench/gpu_h100.py run              # on the GPU machine (server and load on one box)
-    python bench/gpu_h100.py report FILE      # here: gpu-h100.md from the JSON the run wrote
+    python bench/gpu_h100.py report FILE [EARLIER ...]   # here: gpu-h100.md from the run's JSON
 
 ``prepare`` aligns every lfw-dev image with the reference landmarks (JPEG q95 crops, so fp16 and fp32
 see identical pixels) and copies 500 of the 250x250 photos; the GPU machine has no copy of the data.
@@ -12,15 +12,17 @@ see identical pixels) and copies 500 of the 250x250 photos; the GPU machine has 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import platform
 import struct
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +141,28 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
 
-def server_numbers(models: Path) -> dict:
-    import base64
+@contextlib.contextmanager
+def mps(on: bool) -> Iterator[bool]:
+    """CUDA MPS for the block when ``on``: one control daemon, so that the server processes' kernels
+    share the GPU instead of time-slicing between contexts. Yields whether a CUDA client came up."""
+    if not on:
+        yield False
+        return
+    subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True)
+    try:
+        probe = [sys.executable, "-c", "import torch; torch.zeros(1, device='cuda'); print('ok')"]
+        probed = subprocess.run(probe, check=False, capture_output=True, text=True, timeout=120)
+        yield probed.stdout.strip() == "ok"
+    finally:
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
+        time.sleep(2)
 
-    from facepipe import loadgen
-    from tests.integration.conftest import start_server, stop_server
 
-    _, blobs = crops()
-    photos = [p.read_bytes() for p in sorted((DATA / "photos").glob("*.jpg"))]
+def server_config(workers: int, arc_wait_ms: float) -> dict:
+    """The GPU server's config: every model op on CUDA in fp16, ``workers`` server processes."""
     gpu = {"device_type": 1, "devices": "0", "precision": "fp16"}
-    extra = {
-        "worker_num": int(os.environ.get("WORKERS", "12")),
+    return {
+        "worker_num": workers,
         "max_body_bytes": 64 * 2**20,
         "dag": {"tracer": {"interval_s": 0}, "channel_size": 4096},
         "op": {
@@ -157,7 +170,7 @@ def server_numbers(models: Path) -> dict:
             "ArcFace": {
                 "concurrency": 2,
                 "batch_size": 512,
-                "auto_batching_timeout": float(os.environ.get("ARC_WAIT_MS", "5")),
+                "auto_batching_timeout": arc_wait_ms,
                 "local_service_conf": gpu,
             },
             "detect": {"concurrency": 4, "batch_size": 32, "local_service_conf": gpu},
@@ -170,6 +183,25 @@ def server_numbers(models: Path) -> dict:
             },
         },
     }
+
+
+def seed_body(blob: bytes, profile: bool = False) -> bytes:
+    """A seed ``ArcFace`` request body for one encoded crop (``profile``: ask for stage timings)."""
+    import base64
+
+    doc = {"key": ["image"], "value": [base64.b64encode(blob).decode()]}
+    if profile:
+        doc = {"key": ["image", "pipeline.profile"], "value": [*doc["value"], "1"]}
+    return json.dumps(doc).encode()
+
+
+def server_numbers(models: Path) -> dict:
+    from facepipe import loadgen
+    from tests.integration.conftest import start_server, stop_server
+
+    _, blobs = crops()
+    photos = [p.read_bytes() for p in sorted((DATA / "photos").glob("*.jpg"))]
+    extra = server_config(int(os.environ.get("WORKERS", "12")), float(os.environ.get("ARC_WAIT_MS", "5")))
     out: dict = {}
 
     def level(
@@ -201,12 +233,7 @@ def server_numbers(models: Path) -> dict:
             for c in (32, 64):
                 level(f"kserve_binary64_c{c}", loadgen.closed_loop, url, reqs, c, 8, 4, per_request=64)
             seed_url = run.url + "/ArcFace/prediction"
-            single = [
-                loadgen.encode_post(
-                    seed_url, json.dumps({"key": ["image"], "value": [base64.b64encode(b).decode()]}).encode()
-                )
-                for b in blobs[:500]
-            ]
+            single = [loadgen.encode_post(seed_url, seed_body(b)) for b in blobs[:500]]
             ok = loadgen.seed_ok
             best = max(
                 (
@@ -228,29 +255,74 @@ def server_numbers(models: Path) -> dict:
     return out
 
 
-def run(models: Path, out_dir: Path) -> None:
+def model_numbers(models: Path, server_only: bool) -> dict:
+    """The GPU's name and, unless ``server_only``, the model-only ceiling and the precision check."""
     import torch
 
     from facepipe.serving.bundle import load_bundle
 
-    bundle = load_bundle(models / "mobilefacenet" / "1")
-    res: dict = {"gpu": torch.cuda.get_device_name(0), "cores": os.cpu_count(), "torch": torch.__version__}
-    if os.environ.get("ONLY") != "server":
+    res: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    if not server_only:
+        bundle = load_bundle(models / "mobilefacenet" / "1")
         res["ceiling"] = ceiling(bundle)
         print("ceiling", res["ceiling"], flush=True)
         res["precision"] = precision_check(bundle)
         print("precision", res["precision"], flush=True)
-    res["server"] = server_numbers(models)
+    return res
+
+
+def in_child(fn: Callable[..., dict], *args: Any) -> dict:
+    """``fn(*args)`` in a spawned process: the bench's own process never opens a CUDA context, which
+    would share the GPU with the servers' (and keep them off CUDA MPS) for the whole run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run(models: Path, out_dir: Path) -> None:
+    res = in_child(model_numbers, models, os.environ.get("ONLY") == "server")
+    res["cores"] = os.cpu_count()
+    res["mps"] = os.environ.get("MPS", "0") == "1"
+    with mps(res["mps"]) as up:
+        if res["mps"] and not up:
+            raise SystemExit("MPS=1: CUDA MPS did not come up")
+        res["server"] = server_numbers(models)
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
     env = f"WORKERS={os.environ.get('WORKERS', '12')} ARC_WAIT_MS={os.environ.get('ARC_WAIT_MS', '5')}"
+    env += " MPS=1" if res["mps"] else ""
     res["command"] = f"{env} python bench/gpu_h100.py run"
     res["worker_num"] = int(os.environ.get("WORKERS", "12"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu-h100.json").write_text(json.dumps(res, indent=2))
 
 
-def report(src: Path, out: Path) -> None:
+def summary(server: dict) -> dict[str, float]:
+    """One run's headline numbers: the best level of each measure, and the half-rate latency."""
+
+    def best(prefix: str, key: str) -> dict:
+        return max((v for k, v in server.items() if k.startswith(prefix)), key=lambda v: v[key])
+
+    half = server["seed_single_half_peak"]
+    return {
+        "kserve_faces_s": best("kserve", "per_s")["per_s"],
+        "single_req_s": best("seed_single_c", "qps")["qps"],
+        "half_p50_ms": half["p50_ms"],
+        "half_p99_ms": half["p99_ms"],
+        "blazeface_photos_s": best("v1_embed_photos_blazeface", "qps")["qps"],
+        "mtcnn_photos_s": best("v1_embed_photos_mtcnn", "qps")["qps"],
+    }
+
+
+def report(src: Path, out: Path, runs: list[Path]) -> None:
+    """gpu-h100.md from the run in ``src``; ``runs``: earlier runs of the same code, for the spread
+    (kept in the JSON as ``runs``, so that a later report needs only the one file)."""
     res = json.loads(src.read_text())
+    if runs:
+        res["runs"] = [summary(json.loads(r.read_text())["server"]) for r in runs]
+        res["runs"].append(summary(res["server"]))
+    res.setdefault("runs", [summary(res["server"])])
     (out / "gpu-h100.json").write_text(json.dumps(res, indent=2))
     c, p, s = res["ceiling"], res["precision"], res["server"]
     kserve = max((v for k, v in s.items() if k.startswith("kserve")), key=lambda v: v["per_s"])
@@ -265,7 +337,9 @@ def report(src: Path, out: Path) -> None:
         "",
         f"Machine: {res['machine']}; torch {res['torch']}. Command: `{res['command']}` (after `python "
         "bench/gpu_h100.py prepare` here). ArcFace and the /v1 detector and embedder on CUDA, fp16, CUDA "
-        "graphs per batch bucket, normalisation on the GPU; config in `server_numbers()`.",
+        "graphs per batch bucket, normalisation on the GPU; config in `server_config()`. The model "
+        "numbers run in a spawned process before the server starts, so that the bench holds no CUDA "
+        "context of its own while the server is measured.",
         "",
         "| measure | result | target |",
         "| --- | --- | --- |",
@@ -291,36 +365,60 @@ def report(src: Path, out: Path) -> None:
     busy = [v["cpu_busy"] for v in s.values() if isinstance(v, dict) and "cpu_busy" in v]
     lines += [
         "",
-        "Run to run: three runs of this code with 12 processes and a 5 ms ArcFace batching wait, in "
-        "order (the table is the last): 19.3k / 19.6k / 20.0k faces/s on KServe binary batches; 11.1k / "
-        "12.8k / 10.2k single-image req/s; 2,400 / 3,213 / 2,919 BlazeFace photos/s; p99 at half rate "
-        "136 / 105 / 79 ms (p50 15-17 ms). The session before (five runs, results fetched with "
-        "`.cpu()`): 19.5k-21.1k faces/s, 8.6k-11.7k req/s, 1,854-2,199 photos/s, p99 37-176 ms.",
+        f"Run to run: {len(res['runs'])} runs of this code, in order (the table is the last): "
+        + "; ".join(f"{name} {spread(res['runs'], key, fmt)}" for name, key, fmt in SPREAD)
+        + ".",
         "",
         f"Where the time goes: the levels kept the 16 cores {100 * min(busy):.0f}-{100 * max(busy):.0f} % "
-        "busy (`cpu_busy` in the JSON: server and load generator together; 74-82 % before). Each worker "
-        "now waits for the GPU on a blocking CUDA event with inputs uploaded from pinned memory; `.cpu()` "
-        "had spun one core per waiting thread, 75 % of the cores busy even at half the peak rate, and "
-        "the freed cores went to the front ends (BlazeFace photos ~1,900 -> 2,400-3,200/s). What is left "
-        "at half rate: each of the 12 processes holds its own CUDA context and the GPU time-slices "
-        "between them. The ArcFace op's own time (decode and GPU call, `pipeline.profile`) was 10 ms at "
-        "the median with 12 processes, 6 ms with 6 and 2.4 ms with 4, for the same small batches; but 4 "
-        "processes carry only 3.5k single-image req/s (the Python front ends run out). "
-        "Measured and not kept (branch `experiment/session-host`): one process owning the GPU for all 12 "
-        "front ends, their calls merged while it is busy, fed over Unix sockets: one context, but the "
-        "pickled hop and that process's single GIL cost more (KServe 12-13.5k faces/s, single-image "
-        "6.2-10.7k req/s, half-rate p99 48-127 ms); a 0.2-0.5 ms GIL switch interval changed nothing "
-        "measurable. MTCNN stays at ~250 photos/s: its P-Net runs per image and pyramid scale. Not met: "
-        "p99 <= 20 ms at half the peak rate in any run; 20k faces/s in none of the three (19,986 at best).",
+        "busy (`cpu_busy` in the JSON: server and load generator together). Three things decide the "
+        "numbers. (1) CUDA MPS (`MPS=1` runs `nvidia-cuda-mps-control -d` for the server part): without "
+        "it each of the 12 server processes holds its own CUDA context and the GPU time-slices between "
+        "them; with it their kernels share the GPU. bench/results/gpu-layouts.md has both, by the "
+        "number of processes. (2) No other CUDA context on the GPU during the run: the bench used to "
+        "measure the model ceiling in its own process, whose context stayed open and was time-sliced "
+        "against the servers' (MPS cannot take in a context opened before it started): half-rate p99 "
+        "72 and 93 ms in two full runs this session, 15-18 ms since that part runs in a spawned child. "
+        "(3) Workers wait for the GPU on a blocking CUDA event, with inputs uploaded from pinned memory: "
+        "torch's `.cpu()` spin-waits a core per waiting thread, cores the HTTP front ends need. Also: "
+        "each server process exempts what it built before turning ready from Python's cyclic collector "
+        "(a full collection walks ~200k objects once PyTorch is loaded, ~70 ms with the GIL held), and "
+        "the load generator runs with the collector off. Measured and not kept: one process owning the "
+        "GPU for all front ends (branch `experiment/session-host`, slower; its commit message has the "
+        "numbers). MTCNN's P-Net runs per image and pyramid scale. "
+        + met(res["runs"], "kserve_faces_s", 20_000, "20k faces/s")
+        + " "
+        + met(res["runs"], "half_p99_ms", -20, "p99 <= 20 ms at half the peak rate")
+        + " "
+        + met(res["runs"], "blazeface_photos_s", 2_000, "2,000 photos/s"),
     ]
     (out / "gpu-h100.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+SPREAD = [
+    ("KServe binary x64", "kserve_faces_s", "{:,.0f} faces/s"),
+    ("single-image", "single_req_s", "{:,.0f} req/s"),
+    ("BlazeFace photos", "blazeface_photos_s", "{:,.0f}/s"),
+    ("p99 at half rate", "half_p99_ms", "{:.0f} ms"),
+    ("p50 at half rate", "half_p50_ms", "{:.1f} ms"),
+]
+
+
+def spread(runs: list[dict], key: str, fmt: str) -> str:
+    return " / ".join(fmt.format(r[key]) for r in runs)
+
+
+def met(runs: list[dict], key: str, target: float, what: str) -> str:
+    """``target`` < 0: at most -target."""
+    n = sum(r[key] >= target if target >= 0 else r[key] <= -target for r in runs)
+    return f"{what}: met in {n} of {len(runs)} runs."
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["prepare", "run", "report"])
     ap.add_argument("file", nargs="?", type=Path)
+    ap.add_argument("runs", nargs="*", type=Path, help="report: earlier runs, for the spread")
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
@@ -330,7 +428,7 @@ def main() -> None:
     elif args.what == "run":
         run(args.models, args.out)
     else:
-        report(args.file or ROOT / "bench/results/gpu-h100.json", ROOT / "bench/results")
+        report(args.file or ROOT / "bench/results/gpu-h100.json", ROOT / "bench/results", args.runs)
 
 
 if __name__ == "__main__":
