@@ -195,13 +195,13 @@ def seed_body(blob: bytes, profile: bool = False) -> bytes:
     return json.dumps(doc).encode()
 
 
-def server_numbers(models: Path) -> dict:
+def server_numbers(models: Path, workers: int, arc_wait_ms: float) -> dict:
     from facepipe import loadgen
     from tests.integration.conftest import start_server, stop_server
 
     _, blobs = crops()
     photos = [p.read_bytes() for p in sorted((DATA / "photos").glob("*.jpg"))]
-    extra = server_config(int(os.environ.get("WORKERS", "12")), float(os.environ.get("ARC_WAIT_MS", "5")))
+    extra = server_config(workers, arc_wait_ms)
     out: dict = {}
 
     def level(
@@ -285,33 +285,34 @@ def run(models: Path, out_dir: Path) -> None:
     res = in_child(model_numbers, models, os.environ.get("ONLY") == "server")
     res["cores"] = os.cpu_count()
     res["mps"] = os.environ.get("MPS", "0") == "1"
+    workers, arc_wait = os.environ.get("WORKERS", "12"), os.environ.get("ARC_WAIT_MS", "5")
     with mps(res["mps"]) as up:
         if res["mps"] and not up:
             raise SystemExit("MPS=1: CUDA MPS did not come up")
-        res["server"] = server_numbers(models)
+        res["server"] = server_numbers(models, int(workers), float(arc_wait))
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
-    env = f"WORKERS={os.environ.get('WORKERS', '12')} ARC_WAIT_MS={os.environ.get('ARC_WAIT_MS', '5')}"
-    env += " MPS=1" if res["mps"] else ""
+    env = f"WORKERS={workers} ARC_WAIT_MS={arc_wait}" + (" MPS=1" if res["mps"] else "")
     res["command"] = f"{env} python bench/gpu_h100.py run"
-    res["worker_num"] = int(os.environ.get("WORKERS", "12"))
+    res["worker_num"] = int(workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu-h100.json").write_text(json.dumps(res, indent=2))
 
 
+def best(server: dict, prefix: str, key: str) -> dict:
+    """The level whose name starts with ``prefix`` that scored highest on ``key``."""
+    return max((v for k, v in server.items() if k.startswith(prefix)), key=lambda v: v[key])
+
+
 def summary(server: dict) -> dict[str, float]:
     """One run's headline numbers: the best level of each measure, and the half-rate latency."""
-
-    def best(prefix: str, key: str) -> dict:
-        return max((v for k, v in server.items() if k.startswith(prefix)), key=lambda v: v[key])
-
     half = server["seed_single_half_peak"]
     return {
-        "kserve_faces_s": best("kserve", "per_s")["per_s"],
-        "single_req_s": best("seed_single_c", "qps")["qps"],
+        "kserve_faces_s": best(server, "kserve", "per_s")["per_s"],
+        "single_req_s": best(server, "seed_single_c", "qps")["qps"],
         "half_p50_ms": half["p50_ms"],
         "half_p99_ms": half["p99_ms"],
-        "blazeface_photos_s": best("v1_embed_photos_blazeface", "qps")["qps"],
-        "mtcnn_photos_s": best("v1_embed_photos_mtcnn", "qps")["qps"],
+        "blazeface_photos_s": best(server, "v1_embed_photos_blazeface", "qps")["qps"],
+        "mtcnn_photos_s": best(server, "v1_embed_photos_mtcnn", "qps")["qps"],
     }
 
 
@@ -325,12 +326,8 @@ def report(src: Path, out: Path, runs: list[Path]) -> None:
     res.setdefault("runs", [summary(res["server"])])
     (out / "gpu-h100.json").write_text(json.dumps(res, indent=2))
     c, p, s = res["ceiling"], res["precision"], res["server"]
-    kserve = max((v for k, v in s.items() if k.startswith("kserve")), key=lambda v: v["per_s"])
-    single = max((v for k, v in s.items() if k.startswith("seed_single_c")), key=lambda v: v["qps"])
-    photos = {
-        d: max((v for k, v in s.items() if k.startswith(f"v1_embed_photos_{d}")), key=lambda v: v["qps"])
-        for d in ("blazeface", "mtcnn")
-    }
+    kserve, single = best(s, "kserve", "per_s"), best(s, "seed_single_c", "qps")
+    photos = {d: best(s, f"v1_embed_photos_{d}", "qps") for d in ("blazeface", "mtcnn")}
     half = s["seed_single_half_peak"]
     lines = [
         "# GPU: H100, server and load generator on one machine",

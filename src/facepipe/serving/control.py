@@ -162,6 +162,8 @@ class ModelControl:
                     if len(m.versions) > 1:
                         await self._retire(m, str(v))
                         outcome[str(v)] = "unloaded"
+            if outcome:  # what was built is exempted and what was dropped collected, once per call
+                await asyncio.to_thread(heap.reclaim)
             return outcome
 
     def _mtime(self, model: str, version: int) -> float:
@@ -186,6 +188,8 @@ class ModelControl:
                     await self._retire(m, v)
                     gone.append(v)
                     self.statuses[(model, v)] = ("UNAVAILABLE", "unloaded on request")
+            if gone:
+                await asyncio.to_thread(heap.reclaim)  # its models, no longer exempt, collected once
             return sorted(set(gone))
 
     async def _load(self, m: Managed, version: int) -> str:
@@ -208,7 +212,6 @@ class ModelControl:
             )
             return f"rejected: {reason}"
         m.versions.put(str(version), item)
-        await asyncio.to_thread(heap.settle)
         self.statuses.pop(key, None)
         self.rejected.pop((m.model, version), None)
         log.info("%s version %d loaded, self-tested and serving", m.name, version)
@@ -223,6 +226,4 @@ class ModelControl:
         while item.pipeline.in_flight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         await asyncio.to_thread(item.pipeline.stop)
-        del item
-        await asyncio.to_thread(heap.reclaim)  # its models, no longer exempt, are collected once
         log.info("%s version %s unloaded after its requests finished", m.name, version)
