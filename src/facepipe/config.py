@@ -59,7 +59,7 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
     "ArcFace": {
         "concurrency": 2,
         "batch_size": 4,
-        "auto_batching_timeout": 0,
+        "auto_batching_timeout": 2,
         "is_thread_op": False,
         "local_service_conf": {"model_config": "mobilefacenet", "thread_num": 2},
     },
