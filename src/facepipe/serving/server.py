@@ -44,7 +44,7 @@ class ServerOptions:
     # Python hands the GIL over every 5 ms by default: a worker back from inference would wait that
     # long behind a busy event loop. 0.5 ms keeps hand-offs short (measured: bench/results/cpu-arcface.md).
     switch_interval_s: float = 0.0005
-    sock: socket.socket | None = None  # a listening socket shared by several worker processes
+    sock: socket.socket | None = None  # this worker's socket on a port several worker processes share
 
 
 class Server:
