@@ -13,7 +13,6 @@ import os
 import platform
 import sys
 import tempfile
-import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bare import batch1_p50_ms, rate, runner  # noqa: E402
+from bench.stages import stage_counters  # noqa: E402
 from facepipe.config import load_config, stage_config  # noqa: E402
 from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
@@ -61,13 +61,8 @@ def best_of(bare: dict[str, float], prefix: str = "") -> tuple[str, float]:
 
 def batched(base_url: str) -> tuple[float, float]:
     """(items, batches) the ArcFace stage has run so far, from the server's /metrics."""
-    text = urllib.request.urlopen(base_url + "/metrics", timeout=10).read().decode()
-    found = dict.fromkeys(("sum", "count"), 0.0)
-    for line in text.splitlines():
-        for what in found:
-            if line.startswith(f'facepipe_stage_batch_size_{what}{{pipeline="ArcFace",stage="ArcFace"}}'):
-                found[what] = float(line.rsplit(" ", 1)[1])
-    return found["sum"], found["count"]
+    arcface = stage_counters(base_url).get(("ArcFace", "ArcFace"), {})
+    return arcface.get("items", 0.0), arcface.get("batches", 0.0)
 
 
 def level(base_url: str, reqs: list[bytes], concurrency: int, seconds: float) -> dict:

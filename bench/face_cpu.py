@@ -12,30 +12,20 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.stages import stage_counters  # noqa: E402
 from facepipe.loadgen import closed_loop, encode_post  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
-STAGE = re.compile(
-    r'facepipe_stage_(items|compute_seconds)_total\{pipeline="photos-(\w+)",stage="(\w+)"\} (\S+)'
-)
-
 
 def stage_totals(url: str, detector: str) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for kind, pipeline, stage, value in STAGE.findall(httpx.get(url + "/metrics").text):
-        if pipeline == detector:
-            out.setdefault(stage, {})[kind] = float(value)
-    return out
+    return {stage: v for (p, stage), v in stage_counters(url).items() if p == f"photos-{detector}"}
 
 
 def per_op_ms(before: dict, after: dict) -> dict[str, float]:

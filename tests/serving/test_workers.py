@@ -10,6 +10,7 @@ import socket
 import time
 
 from facepipe.serving.workers import bind, serve_workers
+from tests.integration.conftest import free_port
 
 
 def _child(sock: socket.socket, index: int) -> None:
@@ -53,12 +54,6 @@ def _burst_child(sock: socket.socket, index: int) -> None:
 
 def _supervise(port: int) -> None:
     serve_workers(2, "127.0.0.1", port, _burst_child)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_burst_of_connections_is_spread_over_the_workers() -> None:

@@ -23,6 +23,9 @@ def settle() -> None:
 
 
 def reclaim() -> None:
-    """After long-lived objects were dropped: let one collection see them all again, then settle."""
+    """After long-lived objects were dropped: let one collection see them all again, then settle.
+    Before the first ``settle`` nothing is exempt, and the settle at start-up covers all: no-op."""
+    if gc.get_freeze_count() == 0:
+        return
     gc.unfreeze()
     settle()
