@@ -1,8 +1,8 @@
 """What a worker's threads cost in CPU time, not wall time: the CPU-ms per image of ArcFace batches of 4,
 run back to back and with an idle gap after each (a worker whose queue ran dry), at 1 and 2 threads.
-A 2-thread run is faster in wall time but spends more CPU per image than a 1-thread run (its second
-thread busy-waits, oneTBB's worker_wait, at every join and for a while after the run): when two
-2-thread workers are busy on 2 cores, that is CPU the other worker needs. Why the shipped 2 x 2 layout
+A 2-thread run is faster in wall time but spends more CPU per image than a 1-thread run (the pool's
+threads busy-wait for a while after each task: oneTBB's worker_wait): when two 2-thread workers are
+busy on 2 cores, that is CPU the other worker needs. Why the shipped 2 x 2 layout
 tops out below the 2 x 1 ceiling. Writes bench/results/cpu-threads.{json,md}.
 
     .venv/bin/python bench/cpu_threads.py [--seconds 5]
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     model = load_bundle(ROOT / "models/mobilefacenet/1")
     engine = cpu_engine(model, "auto")
-    x = crops(sorted((ROOT.parent / "shared/data/lfw-dev/images").rglob("*.jpg")))[:4]
+    x = crops(sorted((ROOT.parent / "shared/data/lfw-dev/images").rglob("*.jpg")), n=4)
     rows = {}
     for threads in (1, 2):
         run = runner(model, threads, engine)
