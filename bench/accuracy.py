@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from facepipe.server_eval import identification, lfw, photo_pairs  # noqa: E402
+from facepipe.tools.eval_server import identification, lfw, photo_pairs  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 KEY = "bench-admin-key-0123456789"

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bare import batch1_p50_ms, rate, runner  # noqa: E402
 from bench.stages import stage_counters  # noqa: E402
-from facepipe.config import load_config, stage_config  # noqa: E402
-from facepipe.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
-from facepipe.serving.bundle import Bundle, load_bundle  # noqa: E402
-from facepipe.serving.runtime import cpu_engine  # noqa: E402
+from facepipe.config import load_config  # noqa: E402
+from facepipe.engine.stage import stage_config  # noqa: E402
+from facepipe.models.bundle import Bundle, load_bundle  # noqa: E402
+from facepipe.runtime import cpu_engine  # noqa: E402
+from facepipe.tools.loadgen import closed_loop, encode_post, seed_ok  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 
@@ -164,7 +165,7 @@ def main() -> None:
     lines = [
         "# ArcFace seed endpoint on CPU",
         "",
-        f"Machine: {result['machine']}; server and load generator (facepipe.loadgen, 1 process) on the "
+        f"Machine: {result['machine']}; server and load generator (facepipe.tools.loadgen, 1 process) on the "
         "same cores.",
         f"Command: `{result['command']}`; {len(files)} real LFW images (250x250 JPEG, base64 in the seed's "
         f"JSON), closed loop, {args.seconds:.0f} s per level. Server ArcFace op (config.yml as shipped): "

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime import RuntimeSpec, open_session
+from facepipe.models.bundle import Bundle
+from facepipe.runtime import RuntimeSpec, open_session
 
 Run = Callable[[np.ndarray], np.ndarray]
 

@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bare import Run, batch1_p50_ms, rate, runner  # noqa: E402
-from facepipe.evaluation import kfold_accuracy, read_lfw_pairs  # noqa: E402
 from facepipe.face.align import align  # noqa: E402
-from facepipe.server_eval import reference_landmarks  # noqa: E402
-from facepipe.serving.bundle import MODEL_FILE, Bundle, load_bundle  # noqa: E402
+from facepipe.models.bundle import MODEL_FILE, Bundle, load_bundle  # noqa: E402
+from facepipe.tools.eval_server import reference_landmarks  # noqa: E402
+from facepipe.tools.evaluation import kfold_accuracy, read_lfw_pairs  # noqa: E402
 
 
 def crops(lfw: Path) -> tuple[list[str], np.ndarray]:

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.arcface_cpu import crops  # noqa: E402
 from bench.bare import Run, runner  # noqa: E402
-from facepipe.serving.bundle import load_bundle  # noqa: E402
-from facepipe.serving.runtime import cpu_engine  # noqa: E402
+from facepipe.models.bundle import load_bundle  # noqa: E402
+from facepipe.runtime import cpu_engine  # noqa: E402
 
 GAPS_MS = (0, 1, 2, 5)
 

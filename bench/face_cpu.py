@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.stages import stage_counters  # noqa: E402
-from facepipe.loadgen import closed_loop, encode_post  # noqa: E402
+from facepipe.tools.loadgen import closed_loop, encode_post  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from facepipe.gallery.gallery import Gallery  # noqa: E402
 from facepipe.gallery.index import ExactIndex, FaissIndex  # noqa: E402
 from facepipe.gallery.store import NewFace, Store  # noqa: E402
-from facepipe.server_eval import embed_files  # noqa: E402
+from facepipe.tools.eval_server import embed_files  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
 DIM = 192

@@ -38,7 +38,7 @@ def prepare(lfw: Path) -> None:
     import cv2
 
     from facepipe.face.align import align
-    from facepipe.server_eval import reference_landmarks
+    from facepipe.tools.eval_server import reference_landmarks
 
     ref = reference_landmarks(lfw / "landmarks_mtcnn.tsv")
     DATA.mkdir(exist_ok=True)
@@ -70,7 +70,7 @@ def crops() -> tuple[list[str], list[bytes]]:
 def ceiling(bundle: object) -> dict:
     import torch
 
-    from facepipe.serving.runtime import RuntimeSpec, open_session
+    from facepipe.runtime import RuntimeSpec, open_session
 
     out = {}
     for precision in ("fp16", "fp32"):
@@ -91,8 +91,8 @@ def ceiling(bundle: object) -> dict:
 def precision_check(bundle: object) -> dict:
     import cv2
 
-    from facepipe.evaluation import kfold_accuracy, read_lfw_pairs
-    from facepipe.serving.runtime import RuntimeSpec, open_session
+    from facepipe.runtime import RuntimeSpec, open_session
+    from facepipe.tools.evaluation import kfold_accuracy, read_lfw_pairs
 
     names, blobs = crops()
     pixels = np.stack(
@@ -115,7 +115,7 @@ def precision_check(bundle: object) -> dict:
 
 
 def kserve_binary(url: str, images: list[bytes]) -> bytes:
-    from facepipe.loadgen import encode_post
+    from facepipe.tools.loadgen import encode_post
 
     raw = b"".join(struct.pack("<I", len(b)) + b for b in images)
     head = json.dumps(
@@ -196,7 +196,7 @@ def seed_body(blob: bytes, profile: bool = False) -> bytes:
 
 
 def server_numbers(models: Path, workers: int, arc_wait_ms: float) -> dict:
-    from facepipe import loadgen
+    from facepipe.tools import loadgen
     from tests.integration.conftest import start_server, stop_server
 
     _, blobs = crops()
@@ -259,7 +259,7 @@ def model_numbers(models: Path, server_only: bool) -> dict:
     """The GPU's name and, unless ``server_only``, the model-only ceiling and the precision check."""
     import torch
 
-    from facepipe.serving.bundle import load_bundle
+    from facepipe.models.bundle import load_bundle
 
     res: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     if not server_only:

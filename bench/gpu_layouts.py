@@ -42,7 +42,7 @@ def profiled(url: str, blobs: list[bytes], out: list[tuple[float, float, float]]
 
 
 def layout(models: Path, workers: int, arc_wait_ms: float) -> dict:
-    from facepipe import loadgen
+    from facepipe.tools import loadgen
     from tests.integration.conftest import start_server, stop_server
 
     _, blobs = crops()

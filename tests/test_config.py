@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.config import load_config, parse_config, stage_config
+from facepipe.config import load_config, parse_config
+from facepipe.engine.stage import stage_config
 from facepipe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

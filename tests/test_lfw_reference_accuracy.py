@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facepipe.convert.verify import run_onnx
-from facepipe.evaluation import kfold_accuracy, read_lfw_pairs, tar_at_far
 from facepipe.face.align import align
+from facepipe.models.convert.verify import run_onnx
+from facepipe.tools.evaluation import kfold_accuracy, read_lfw_pairs, tar_at_far
 
 
 def test_lfw_accuracy_with_reference_landmarks(

@@ -1,6 +1,6 @@
 """The side-by-side race on this machine: facepipe against a plain FastAPI + onnxruntime service,
 LitServe and Ray Serve, with the same MobileFaceNet ONNX, the same 700 real LFW images and the same
-load generator (facepipe.loadgen). Writes bench/results/peers-cpu.{json,md,png}.
+load generator (facepipe.tools.loadgen). Writes bench/results/peers-cpu.{json,md,png}.
 
     python -m venv /tmp/peers-venv && /tmp/peers-venv/bin/pip install -r bench/peers/requirements.txt
     .venv/bin/python bench/peers/run.py --peers-python /tmp/peers-venv/bin/python
@@ -31,8 +31,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from facepipe import plots  # noqa: E402
-from facepipe.loadgen import closed_loop, encode_post, open_loop, seed_ok  # noqa: E402
+from facepipe.tools import plots  # noqa: E402
+from facepipe.tools.loadgen import closed_loop, encode_post, open_loop, seed_ok  # noqa: E402
 from tests.integration.conftest import free_port, start_server, stop_server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -190,8 +190,9 @@ def report(res: dict, out: Path) -> None:
     lines = [
         "# facepipe against the serving frameworks users would pick instead (CPU)",
         "",
-        f"Machine: {res['machine']}; each server and the load generator (facepipe.loadgen, one process) on "
-        f"the same cores. Command: `{res['command']}`. The same MobileFaceNet ONNX, the same 700 LFW "
+        f"Machine: {res['machine']}; each server and the load generator (facepipe.tools.loadgen, one "
+        f"process) on the same cores. Command: `{res['command']}`. The same MobileFaceNet ONNX, the "
+        "same 700 LFW "
         "images (base64 in the seed's JSON), the same work per image (decode, resize to 112x112, "
         "normalise, inference, L2 norm, JSON numbers). facepipe runs OpenVINO as shipped (`engine: auto`, "
         "bench/results/cpu-runtimes.md: same embeddings, twice the speed); `facepipe-ort` is facepipe on "

@@ -12,8 +12,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facepipe.errors import ConfigError
-from facepipe.serving.runtime import RuntimeSpec
-from facepipe.serving.stage import StageConfig
 
 
 class _Strict(BaseModel):
@@ -176,36 +174,3 @@ def load_config(path: Path | None) -> Config:
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     return parse_config(raw)
-
-
-def runtime_spec(op: OpConfig) -> RuntimeSpec:
-    """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` (the
-    first listed) with PyTorch; 0 runs on CPU with ``engine`` (``auto``: OpenVINO where it fits)."""
-    c = op.local_service_conf
-    gpu = c.device_type == 1
-    first = c.devices.split(",")[0].strip()
-    engine = "torch" if gpu else c.engine
-    return RuntimeSpec(
-        threads=c.thread_num,
-        device="cuda" if gpu else "cpu",
-        index=int(first) if first.isdigit() else 0,
-        precision=c.precision.lower(),
-        engine=engine,
-        cuda_graphs=c.cuda_graphs,
-        max_batch=op.batch_size if gpu else 0,
-    )
-
-
-def stage_config(config: Config, name: str, op: OpConfig | None = None) -> StageConfig:
-    """The engine's StageConfig for op ``name``, from the seed's keys (ms in the file, s in the engine)."""
-    op = op or config.op_config(name)
-    return StageConfig(
-        name=name,
-        concurrency=op.concurrency,
-        batch_size=op.batch_size,
-        max_wait_s=op.auto_batching_timeout / 1000.0,
-        queue_size=config.dag.channel_size,
-        timeout_s=op.timeout / 1000.0 if op.timeout > 0 else 0.0,
-        retry=config.dag.retry if op.retry is None else op.retry,
-        process=not (config.dag.is_thread_op if op.is_thread_op is None else op.is_thread_op),
-    )

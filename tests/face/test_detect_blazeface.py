@@ -10,7 +10,7 @@ import pytest
 
 from facepipe.face.detect_blazeface import SIZE, BlazeFaceOp, anchors, decode
 from facepipe.face.faces import DetectParams, Photo
-from facepipe.serving.bundle import load_bundle
+from facepipe.models.bundle import load_bundle
 
 
 @pytest.fixture(scope="module")

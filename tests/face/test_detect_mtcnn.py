@@ -10,7 +10,7 @@ import pytest
 from facepipe.face.decode import decode_image
 from facepipe.face.detect_mtcnn import MtcnnDetector, nms, regress, scales, square
 from facepipe.face.faces import DetectParams, keep_faces
-from facepipe.serving.repository import Repository
+from facepipe.models.repository import Repository
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.server_eval import identification, lfw, photo_pairs
+from facepipe.tools.eval_server import identification, lfw, photo_pairs
 from tests.integration.conftest import Running, start_server, stop_server
 
 pytestmark = pytest.mark.slow

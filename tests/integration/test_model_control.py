@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 from typer.testing import CliRunner
 
 from facepipe.cli import app
-from facepipe.loadgen import encode_post, open_loop, seed_ok
+from facepipe.tools.loadgen import encode_post, open_loop, seed_ok
 from tests.integration.conftest import add_version, private_repository, start_server, stop_server
 
 KEY = "admin-key-0123456789"

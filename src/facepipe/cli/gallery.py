@@ -117,7 +117,7 @@ def reembed(
 
     Example: facepipe gallery reembed --models ./models --data ./data
     """
-    from facepipe.gallery.reembed import Reembedder
+    from facepipe.api.reembed import Reembedder
 
     job = Reembedder.open(config, models, data)
     with Progress(console=console) as bar:

@@ -26,7 +26,7 @@ def models_pull(
 
     Example: facepipe models pull default --models ./models
     """
-    from facepipe.models import pull
+    from facepipe.models.pull import pull
 
     with console.status("pulling models") as status:
 
@@ -61,7 +61,7 @@ def models_list(
         for r in rows:
             table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
     else:
-        from facepipe.models import list_bundles
+        from facepipe.models.pull import list_bundles
 
         for name, version, state in list_bundles(models):
             ok = state.startswith("ready")
@@ -89,8 +89,8 @@ def convert(
 
     Example: facepipe convert my_arcface.onnx --name arcface-r50 --layout NCHW --l2-output fc1
     """
-    from facepipe.convert.importer import ImportOptions, import_model
-    from facepipe.serving.bundle import Preprocess
+    from facepipe.models.bundle import Preprocess
+    from facepipe.models.convert.importer import ImportOptions, import_model
 
     pre = Preprocess(color=color.upper(), mean=[mean] * 3, std=[std] * 3)
     opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial)
@@ -116,9 +116,9 @@ def serve(
     import asyncio
     import socket
 
-    from facepipe.app import build_server
     from facepipe.config import load_config
-    from facepipe.serving.workers import serve_workers
+    from facepipe.server.app import build_server
+    from facepipe.server.workers import serve_workers
 
     cfg = load_config(config)
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from facepipe.cli.common import DEFAULT_URL, IMAGE_SUFFIXES, ApiKey, Url, app, console, emit_json, out
 from facepipe.errors import InvalidInput
-from facepipe.loadgen import Level
+from facepipe.tools.loadgen import Level
 
 bench_app = typer.Typer(help="Load generator: concurrency sweeps and fixed-rate runs; compare results.")
 eval_app = typer.Typer(help="Accuracy of a running server on labelled pairs.")
@@ -89,7 +89,8 @@ def bench_run(
 
     Example: facepipe bench run ./faces --protocol v1-detect --concurrency 1,8,16 --out r.json --plot r.png
     """
-    from facepipe import benchmark, plots
+    from facepipe.tools import bench as benchmark
+    from facepipe.tools import plots
 
     mode, levels = ("rate", _ints(rate)) if rate else ("concurrency", _ints(concurrency))
     target = benchmark.target(protocol, url.rstrip("/"), grpc, _images(images, max_images), api_key)
@@ -112,7 +113,7 @@ def bench_compare(
     a: Annotated[Path, typer.Argument(exists=True)], b: Annotated[Path, typer.Argument(exists=True)]
 ) -> None:
     """Two result files side by side, level by level, with the ratio of throughputs."""
-    from facepipe import benchmark
+    from facepipe.tools import bench as benchmark
 
     ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
     table = Table("level", f"{a.stem} req/s", f"{b.stem} req/s", "ratio", f"{a.stem} p99", f"{b.stem} p99")
@@ -130,7 +131,7 @@ def bench_compare(
 
 
 def _pictures(res: dict[str, Any], prefix: Path | None, title: str, threshold: float) -> None:
-    from facepipe import plots
+    from facepipe.tools import plots
 
     if prefix is None:
         return
@@ -155,7 +156,7 @@ def eval_lfw(
 
     Example: facepipe eval lfw --data ../shared/data/lfw-dev --plots lfw
     """
-    from facepipe.server_eval import lfw
+    from facepipe.tools.eval_server import lfw
 
     res = lfw(url, data, concurrency, keep_scores=True)
     _pictures(
@@ -202,7 +203,7 @@ def eval_pairs(
 
     Example: facepipe eval pairs ../shared/data/photos/master.csv
     """
-    from facepipe.server_eval import photo_pairs
+    from facepipe.tools.eval_server import photo_pairs
 
     res = photo_pairs(url, csv)
     _pictures(res, plots, f"{csv.name}: {res['correct']}/{res['pairs']} right", res["threshold"])

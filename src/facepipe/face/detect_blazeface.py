@@ -17,8 +17,8 @@ import numpy as np
 from facepipe.errors import ModelError
 from facepipe.face.detect_mtcnn import nms
 from facepipe.face.faces import Face, Photo, keep_faces
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+from facepipe.models.bundle import Bundle
+from facepipe.runtime import CPU, RuntimeSpec, open_session
 
 SIZE = 128
 NMS_IOU = 0.3

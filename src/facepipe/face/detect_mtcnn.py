@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from facepipe.face.faces import DetectParams, Face, Photo, keep_faces
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+from facepipe.models.bundle import Bundle
+from facepipe.runtime import CPU, RuntimeSpec, open_session
 
 FACTOR = 0.709
 CELL, STRIDE = 12, 2

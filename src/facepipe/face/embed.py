@@ -7,8 +7,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+from facepipe.models.bundle import Bundle
+from facepipe.runtime import CPU, RuntimeSpec, open_session
 
 
 def resized(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:

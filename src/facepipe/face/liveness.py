@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from facepipe.face.faces import Face, Photo
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.runtime import CPU, RuntimeSpec, open_session
+from facepipe.models.bundle import Bundle
+from facepipe.runtime import CPU, RuntimeSpec, open_session
 
 
 def face_patch(image: np.ndarray, face: Face, size: int) -> np.ndarray:

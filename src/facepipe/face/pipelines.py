@@ -6,7 +6,10 @@ from functools import partial
 
 import numpy as np
 
-from facepipe.config import Config, runtime_spec, stage_config
+from facepipe.config import Config
+from facepipe.engine.op import Chain, FunctionOp, OpFactory, per_item
+from facepipe.engine.pipeline import Pipeline
+from facepipe.engine.stage import StageConfig, stage_config
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
@@ -14,12 +17,9 @@ from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
 from facepipe.face.liveness import LivenessOp
-from facepipe.serving.bundle import Bundle
-from facepipe.serving.op import Chain, FunctionOp, OpFactory, per_item
-from facepipe.serving.pipeline import Pipeline
-from facepipe.serving.repository import Repository
-from facepipe.serving.runtime import RuntimeSpec
-from facepipe.serving.stage import StageConfig
+from facepipe.models.bundle import Bundle
+from facepipe.models.repository import Repository
+from facepipe.runtime import RuntimeSpec, runtime_spec
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
 

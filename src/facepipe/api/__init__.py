@@ -1,0 +1,1 @@
+"""The face and gallery API as operations: functions of ``Inputs``, with no transport code."""

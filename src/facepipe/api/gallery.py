@@ -1,0 +1,290 @@
+"""The gallery's operations (``/v1/subjects``, ``/v1/faces``, ``/v1/identify`` and their gRPC twins)
+over the face pipeline.
+
+Routes that change the gallery need an admin ``x-api-key``; reading and identifying need a read or
+admin key once any key is configured (see ``facepipe.api.auth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from facepipe.api.auth import ApiKeys
+from facepipe.api.face import FaceService, embed_crops, face_json, flag, number, run_photos, vector
+from facepipe.api.operation import Answer, Binary, Inputs, Operation
+from facepipe.config import GalleryConfig
+from facepipe.errors import InvalidInput
+from facepipe.face.decode import DecodeLimits, decode_image
+from facepipe.gallery.gallery import Gallery, Match
+from facepipe.gallery.store import FaceRecord, NewFace, Subject
+
+
+@dataclass(slots=True)
+class GalleryService:
+    gallery: Gallery
+    faces: FaceService
+    keys: ApiKeys
+    config: GalleryConfig
+
+    def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> None:
+        self.keys.check(inputs.api_key, need)
+
+
+def subject_json(s: Subject) -> dict[str, Any]:
+    return {"id": s.id, "name": s.name, "metadata": s.metadata, "faces": s.faces, "created": s.created}
+
+
+def record_json(f: FaceRecord) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "subject": f.subject_id,
+        "model": {"name": f.model, "version": f.model_version},
+        "image_sha256": f.image_sha256,
+        "quality": f.quality,
+        "created": f.created,
+        "has_crop": f.has_crop,
+    }
+
+
+def match_json(m: Match, threshold: float) -> dict[str, Any]:
+    similarity = round(m.similarity, 6)
+    return {
+        "subject": m.subject_id,
+        "name": m.name,
+        "similarity": similarity,
+        "match": similarity >= threshold,
+        "face": m.face_id,
+    }
+
+
+def _name(doc: dict[str, Any], required: bool) -> str | None:
+    name = doc.get("name")
+    if name is None and not required:
+        return None
+    if not isinstance(name, str) or not 0 < len(name) <= 256:
+        raise InvalidInput("name: expected a string of 1 to 256 characters")
+    return name
+
+
+def _metadata(doc: dict[str, Any]) -> dict[str, Any] | None:
+    meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput("metadata: expected a JSON object")
+    return meta
+
+
+def _choice(params: dict[str, Any], key: str, options: tuple[str, ...]) -> str:
+    value = str(params.get(key, options[0]))
+    if value not in options:
+        raise InvalidInput(f"{key}: expected one of {list(options)}, got {value!r}")
+    return value
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes() if ok else b""
+
+
+def _face_id(inputs: Inputs) -> int:
+    raw = inputs.path.get("fid", "")
+    if not raw.isdigit():
+        raise InvalidInput(f"face id must be a number, got {raw!r}")
+    return int(raw)
+
+
+def _stored_crop(i: int, image: bytes) -> bytes:
+    return _png(cv2.resize(decode_image(image, DecodeLimits(), f"image[{i}]"), (112, 112)))
+
+
+async def aligned_faces(svc: GalleryService, images: list[bytes]) -> list[tuple[int, NewFace]]:
+    """Aligned crops as they come: embedded by the seed pipeline, stored resized to 112x112."""
+    embs = await embed_crops(svc.faces, images)
+    crops: list[bytes | None] = [None] * len(images)
+    if svc.config.keep_crops:
+        crops = list(await asyncio.to_thread(lambda: [_stored_crop(i, b) for i, b in enumerate(images)]))
+    return [
+        (i, NewFace(e, hashlib.sha256(img).hexdigest(), c))
+        for i, (img, e, c) in enumerate(zip(images, embs, crops, strict=True))
+    ]
+
+
+async def faces_to_enrol(
+    svc: GalleryService, images: list[bytes], params: dict[str, Any]
+) -> tuple[list[tuple[int, NewFace]], list[dict[str, Any]]]:
+    """The best face of each image, by the request's no-face and several-faces policies."""
+    on_none = _choice(params, "on_no_face", ("error", "skip"))
+    on_many = _choice(params, "on_many_faces", ("largest", "error"))
+    if flag(params, "aligned"):
+        return await aligned_faces(svc, images), []
+    photos = await run_photos(svc.faces, Inputs(images, params | {"max_faces": 0}))
+    chosen, skipped = [], []
+    for i, (img, photo) in enumerate(zip(images, photos, strict=True)):
+        if not photo.faces:
+            if on_none == "error":
+                raise InvalidInput(f"image[{i}]: no face found (on_no_face=skip to skip such images)")
+            skipped.append({"image": i, "reason": "no face found"})
+            continue
+        if len(photo.faces) > 1 and on_many == "error":
+            raise InvalidInput(
+                f"image[{i}]: {len(photo.faces)} faces found (on_many_faces=largest to take one)"
+            )
+        face = photo.faces[0]  # the largest
+        quality = face_json(face, svc.faces.spoof_above, False)
+        crop = _png(face.crop) if svc.config.keep_crops and face.crop is not None else None
+        emb = np.asarray(face.embedding, np.float32)
+        chosen.append((i, NewFace(emb, hashlib.sha256(img).hexdigest(), crop, quality)))
+    return chosen, skipped
+
+
+async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    doc = inputs.params
+    sid = doc.get("id")
+    if sid is not None and not isinstance(sid, str):
+        raise InvalidInput("id: expected a string")
+    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", _metadata(doc) or {})
+    return subject_json(subject)
+
+
+async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    offset = int(number(inputs.params, "offset", 0, 0, 1 << 62))
+    count = int(number(inputs.params, "limit", 100, 1, 1000))
+    subjects, total = await asyncio.to_thread(svc.gallery.store.subjects, offset, count)
+    return {"subjects": [subject_json(s) for s in subjects], "total": total, "offset": offset}
+
+
+async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    return subject_json(svc.gallery.subject(inputs.path["sid"]))
+
+
+async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    doc = inputs.params
+    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), _metadata(doc))
+    return subject_json(subject)
+
+
+async def delete_subject(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    sid = inputs.path["sid"]
+    return {"deleted": sid, "faces": await svc.gallery.delete_subject(sid)}
+
+
+async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    sid = inputs.path["sid"]
+    svc.gallery.subject(sid)  # 404 before any detection work
+    chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
+    rows = await svc.gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
+    faces = [
+        record_json(rec) | {"image": i, "created": created}
+        for (i, _), (rec, created) in zip(chosen, rows, strict=True)
+    ]
+    return {"subject": sid, "faces": faces, "skipped": skipped}
+
+
+async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    sid = inputs.path["sid"]
+    svc.gallery.subject(sid)
+    return {"subject": sid, "faces": [record_json(f) for f in svc.gallery.store.faces_of(sid)]}
+
+
+async def get_face(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    return record_json(svc.gallery.face(_face_id(inputs)))
+
+
+async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "write")
+    fid = _face_id(inputs)
+    await svc.gallery.delete_face(fid)
+    return {"deleted": fid}
+
+
+async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    fid = _face_id(inputs)
+    svc.gallery.face(fid)
+    png = svc.gallery.store.crop(fid)
+    if png is None:
+        raise InvalidInput(f"face {fid} has no stored crop (gallery.keep_crops was off)")
+    return Binary(png, "image/png")
+
+
+async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    svc.gallery.check_model()
+    k, threshold = _search_params(svc, inputs.params)
+    photos = await run_photos(svc.faces, inputs)
+    faces = [f for p in photos for f in p.faces]
+    found = await _search(svc.gallery, [np.asarray(f.embedding) for f in faces], k)
+    results, it = [], iter(found)
+    for i, p in enumerate(photos):
+        h, w = p.image.shape[:2]
+        out = [face_json(f, svc.faces.spoof_above, False) for f in p.faces]
+        for face in out:
+            face["matches"] = [match_json(m, threshold) for m in next(it)]
+        results.append({"image": i, "width": w, "height": h, "faces": out})
+    return {"model": svc.faces.model, "threshold": threshold, "results": results}
+
+
+async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
+    svc.allow(inputs, "read")
+    doc = inputs.params
+    model = doc.get("model")
+    if model is not None:
+        if not isinstance(model, dict) or not {"name", "version"} <= model.keys():
+            raise InvalidInput("model: expected {'name': ..., 'version': ...}")
+        svc.gallery.check_model((str(model["name"]), str(model["version"])))
+    svc.gallery.check_model()
+    embs = inputs.embeddings
+    if not isinstance(embs, list) or not embs or len(embs) > 1024:
+        raise InvalidInput("embeddings: expected a list of 1 to 1024 embeddings")
+    k, threshold = _search_params(svc, doc)
+    found = await _search(svc.gallery, [vector(e, f"embeddings[{i}]") for i, e in enumerate(embs)], k)
+    results = [
+        {"embedding": i, "matches": [match_json(m, threshold) for m in ms]} for i, ms in enumerate(found)
+    ]
+    return {"model": svc.faces.model, "threshold": threshold, "results": results}
+
+
+def gallery_operations(svc: GalleryService) -> list[Operation]:
+    subject, faces = "/v1/subjects/{sid}", "/v1/faces/{fid}"
+    table = [
+        ("subjects_create", "POST", "/v1/subjects", create_subject, 201),
+        ("subjects_list", "GET", "/v1/subjects", list_subjects, 200),
+        ("subjects_get", "GET", subject, get_subject, 200),
+        ("subjects_update", "PATCH", subject, update_subject, 200),
+        ("subjects_delete", "DELETE", subject, delete_subject, 200),
+        ("faces_enrol", "POST", subject + "/faces", enrol, 201),
+        ("faces_list", "GET", subject + "/faces", list_faces, 200),
+        ("faces_get", "GET", faces, get_face, 200),
+        ("faces_delete", "DELETE", faces, delete_face, 200),
+        ("faces_crop", "GET", faces + "/crop", face_crop, 200),
+        ("identify", "POST", "/v1/identify", identify, 200),
+        ("identify_embeddings", "POST", "/v1/identify/embeddings", identify_embeddings, 200),
+    ]
+    return [
+        Operation(name, method, path, partial(fn, svc), status) for name, method, path, fn, status in table
+    ]
+
+
+def _search_params(svc: GalleryService, params: dict[str, Any]) -> tuple[int, float]:
+    k = int(number(params, "k", svc.config.top_k, 1, 100))
+    return k, number(params, "threshold", svc.config.identify_threshold, -1, 1)
+
+
+async def _search(g: Gallery, vectors: list[np.ndarray], k: int) -> list[list[Match]]:
+    if not vectors:
+        return []
+    return await asyncio.to_thread(g.identify, np.stack(vectors), k)

@@ -1,0 +1,29 @@
+"""The facepipe SDK: ``Client`` (blocking) and ``AsyncClient`` (asyncio) over HTTP and gRPC.
+
+Installable alone (``pip install facepipe`` without the ``server`` extra): imports only ``errors`` and
+the generated protos.
+"""
+
+from facepipe.client._client import (
+    AsyncClient,
+    Client,
+    DetectedFace,
+    Enrolment,
+    FaceInfo,
+    ImageResult,
+    Match,
+    Subject,
+    Verification,
+)
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "DetectedFace",
+    "Enrolment",
+    "FaceInfo",
+    "ImageResult",
+    "Match",
+    "Subject",
+    "Verification",
+]

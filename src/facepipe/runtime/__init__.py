@@ -1,0 +1,100 @@
+"""Inference runtimes for the same ONNX bundle: OpenVINO or onnxruntime on CPU, PyTorch on CUDA (or CPU).
+
+``open_session(bundle, spec)`` gives a ready (warmed-up) object with ``input_names``, ``output_names`` and
+``run(inputs) -> outputs``; the torch one also has ``run_pixels(uint8 NHWC)`` (normalised on device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from facepipe.config import OpConfig
+from facepipe.models.bundle import Bundle
+
+
+class Session(Protocol):
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass(slots=True, frozen=True)
+class RuntimeSpec:
+    """How a worker runs its bundle: the seed's ``thread_num``, ``device_type``, ``devices`` and
+    ``precision``, and facepipe's ``engine``."""
+
+    threads: int = 1
+    device: str = "cpu"  # "cpu" or "cuda"
+    index: int = 0
+    precision: str = "fp32"
+    engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
+    cuda_graphs: bool = True
+    max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
+
+    def without_graphs(self) -> RuntimeSpec:
+        """For nets whose input shapes vary per call (MTCNN's P-Net over an image pyramid)."""
+        return replace(self, cuda_graphs=False)
+
+
+CPU = RuntimeSpec()
+Run = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+def in_chunks(run: Run, inputs: dict[str, np.ndarray], max_batch: int) -> list[np.ndarray]:
+    """``run`` over a batch (axis 0) in calls of at most ``max_batch``; outputs concatenated."""
+    n = next(iter(inputs.values())).shape[0]
+    if n <= max_batch:
+        return run(inputs)
+    parts = [run({k: v[i : i + max_batch] for k, v in inputs.items()}) for i in range(0, n, max_batch)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def cpu_engine(bundle: Bundle, engine: str) -> str:
+    """``auto`` on CPU: OpenVINO where it is installed and the bundle's inputs vary only in batch
+    (measured twice as fast as onnxruntime, bench/results/cpu-runtimes.md), else onnxruntime."""
+    if engine != "auto":
+        return engine
+    from facepipe.runtime import openvino
+
+    return "openvino" if openvino.installed() and openvino.fits(bundle) else "onnxruntime"
+
+
+def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
+    engine = "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+    if engine == "torch":
+        from facepipe.runtime.torch_cuda import Device, shared_session
+
+        device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
+        session = shared_session(bundle, device)
+        session.warmup()  # CUDA graphs of every batch bucket captured now, not on live requests
+        return session
+    if engine == "openvino":
+        from facepipe.runtime.openvino import OpenVinoSession
+
+        return OpenVinoSession(bundle, spec.threads, spec.precision)
+    from facepipe.runtime.onnx import OnnxSession
+
+    return OnnxSession(bundle, spec.threads)
+
+
+def runtime_spec(op: OpConfig) -> RuntimeSpec:
+    """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` (the
+    first listed) with PyTorch; 0 runs on CPU with ``engine`` (``auto``: OpenVINO where it fits)."""
+    c = op.local_service_conf
+    gpu = c.device_type == 1
+    first = c.devices.split(",")[0].strip()
+    engine = "torch" if gpu else c.engine
+    return RuntimeSpec(
+        threads=c.thread_num,
+        device="cuda" if gpu else "cpu",
+        index=int(first) if first.isdigit() else 0,
+        precision=c.precision.lower(),
+        engine=engine,
+        cuda_graphs=c.cuda_graphs,
+        max_batch=op.batch_size if gpu else 0,
+    )

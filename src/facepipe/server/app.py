@@ -1,0 +1,142 @@
+"""Wires config, face pipelines and model bundles into the generic server: the one place where
+``engine/``, ``face/``, ``gallery/``, ``api/`` and ``edges/`` meet."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from facepipe import __version__
+from facepipe.api.auth import ApiKeys
+from facepipe.api.face import FaceService, face_operations
+from facepipe.api.gallery import GalleryService, gallery_operations
+from facepipe.api.operation import Operation
+from facepipe.config import Config
+from facepipe.edges import face_grpc
+from facepipe.edges.grpc import GrpcEdge
+from facepipe.edges.http import build_app
+from facepipe.edges.observe import Edge
+from facepipe.edges.state import ServerState
+from facepipe.edges.v1 import openapi_route, v1_route
+from facepipe.engine.tracer import Tracer
+from facepipe.face import pipelines
+from facepipe.gallery.gallery import Gallery
+from facepipe.models.control import ModelControl
+from facepipe.models.repository import Repository
+from facepipe.server.catalog import ConfigWatch, apply_weights, build_state
+from facepipe.server.lifecycle import Component, Server, ServerOptions
+
+log = logging.getLogger(__name__)
+
+
+def face_service(config: Config, repo: Repository, state: ServerState) -> FaceService | None:
+    """The /v1 face API over the photo pipelines whose models are installed (None: none is)."""
+    detectors = {
+        name: pipelines.photos(config, repo, name)
+        for name, nets in pipelines.DETECTORS.items()
+        if all(repo.versions(n) for n in nets)
+    }
+    if not detectors:
+        log.warning("no detector models installed: /v1 is not served")
+        return None
+    crops = state.seed["ArcFace"].variants
+    embedder = pipelines.embedder(config, repo).manifest
+    model = {"name": embedder.name, "version": str(embedder.version)}
+    spoof = (
+        repo.bundle("antispoof").manifest.extra.get("spoof_above", 0.2)
+        if repo.versions("antispoof")
+        else None
+    )
+    state.extra.extend(detectors.values())
+    dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
+    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes)
+
+
+@dataclass(slots=True)
+class GalleryPart:
+    """The gallery as a server component: closed (writer drained, file closed) after HTTP stops."""
+
+    gallery: Gallery
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        await asyncio.to_thread(self.gallery.close)
+
+
+def open_gallery(config: Config, faces: FaceService, data_dir: Path) -> Gallery:
+    g = config.gallery
+    model = (faces.model["name"], faces.model["version"])
+    options: dict[str, Any] = {}
+    if g.index == "ivf":
+        options = {"nlist": g.ivf_nlist, "nprobe": g.ivf_nprobe, "merge_every": g.merge_every}
+    elif g.index == "hnsw":
+        options = {"hnsw_m": g.hnsw_m, "ef_search": g.hnsw_ef_search, "merge_every": g.merge_every}
+    return Gallery.open(data_dir / g.file, model, faces.dim, g.index, **options)
+
+
+@dataclass(slots=True)
+class ControlPart:
+    """Model control as a server component: loads every model's versions at start (self-tested),
+    then polls the repository (and the config file's A/B weights) if asked to."""
+
+    control: ModelControl
+    state: ServerState
+    config: Config
+    watch: ConfigWatch
+
+    async def start(self) -> None:
+        for model in sorted(self.control.models()):
+            await self.control.sync(model)
+        apply_weights(self.config, self.state)
+        self.watch()
+        self.control.on_poll = self.watch
+        await self.control.start()
+
+    async def stop(self, grace_s: float) -> None:
+        await self.control.stop(grace_s)
+
+
+def build_server(
+    config: Config,
+    models_dir: Path,
+    data_dir: Path,
+    on_started: Any = None,
+    config_path: Path | None = None,
+    sock: socket.socket | None = None,
+    worker: int = 0,
+) -> Server:
+    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
+    # images are already spread over the cores by worker threads and processes: OpenCV's own pool
+    # on top of them (one thread per core, per process) only adds hand-offs
+    cv2.setNumThreads(config.face.opencv_threads or -1)
+    repo = Repository(models_dir)
+    state = build_state(config, repo)
+    keys = ApiKeys.from_config(config.auth)
+    state.authorize = lambda key: keys.check(key, "write")
+    control = state.control
+    if control is None:  # pragma: no cover - build_state always makes one
+        raise RuntimeError("no model control")
+    faces = face_service(config, repo, state)
+    ops: list[Operation] = face_operations(faces) if faces is not None else []
+    parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
+    if faces is not None and config.gallery.enabled:
+        gallery = open_gallery(config, faces, data_dir)
+        ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
+        parts.append(GalleryPart(gallery))
+    edge = Edge(state.metrics)  # every handler of both transports goes through it
+    routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]
+    app = build_app(state, edge, [*routes, openapi_route()], server_version=__version__)
+    grpc_face = face_grpc.handler(ops, edge) if ops else None
+    parts.insert(1, GrpcEdge(state, edge, config.host, config.rpc_port, __version__, grpc_face))
+    name = "pipeline.tracer" + (f".{worker}" if worker else "")
+    tracer = Tracer(Path(config.log_dir) / name, config.dag.tracer.interval_s, state.pipelines)
+    options = ServerOptions(config.host, config.http_port, sock=sock)
+    return Server(state, app, options, tracer, parts, on_started)

