@@ -8,6 +8,7 @@ CONFIG ?= config.yml
 STAMP := $(VENV)/.installed
 MODEL_STAMP := $(MODELS)/mobilefacenet/1/bundle.json
 SRC := src tests bench examples
+TORCH ?= torch==2.13.0
 
 .PHONY: serve test install models lint clean protos
 
@@ -15,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# PyTorch's CPU build (a file on disk on this machine class): the torch runtime's tests run on CPU
+	$(BIN)/python -m pip install -q $(TORCH)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -71,3 +71,14 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+def test_compile_applies_on_gpu_only() -> None:
+    from facepipe.runtime import runtime_spec
+
+    conf = {"local_service_conf": {"device_type": 1, "devices": "1", "compile": True, "compile_cache": "/c"}}
+    gpu = runtime_spec(parse_config({"op": {"embed": conf}}).op_config("embed"))
+    assert (gpu.device, gpu.index, gpu.compile, gpu.compile_cache) == ("cuda", 1, True, "/c")
+    conf["local_service_conf"]["device_type"] = 0
+    cpu = runtime_spec(parse_config({"op": {"embed": conf}}).op_config("embed"))
+    assert cpu.device == "cpu" and not cpu.compile

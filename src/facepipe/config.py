@@ -38,6 +38,8 @@ class LocalServiceConf(_Strict):
     precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16|bf16|BF16)$")
     engine: Literal["auto", "onnxruntime", "openvino", "torch"] = "auto"
     cuda_graphs: bool = True
+    compile: bool = False  # GPU: torch.compile the module (compiled graphs cached on disk)
+    compile_cache: str = ""  # where compiled graphs are kept; "": ~/.cache/facepipe/torch-compile
     ir_optim: bool = True
     mem_optim: bool = True
 

@@ -3,6 +3,7 @@ the CUDA paths (fp16, CUDA graphs) run where a GPU is present and are skipped el
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,8 @@ from facepipe.models.bundle import load_bundle
 from facepipe.runtime import RuntimeSpec, open_session
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'facepipe[gpu]')")
+from facepipe.runtime import torch_graph  # noqa: E402
+from facepipe.runtime.torch_cuda import compile_cache_dir  # noqa: E402
 from facepipe.runtime.torch_graph import OnnxModule, _same_pads  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -61,6 +64,37 @@ def test_embeddings_of_real_faces_match(models_dir: Path, lfw_dir: Path) -> None
 def test_same_padding_puts_the_odd_pixel_last() -> None:
     assert _same_pads([112, 112], [3, 3], [2, 2], [1, 1]) == [0, 1, 0, 1]
     assert _same_pads([5, 6], [3, 3], [1, 1], [1, 1]) == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("slope_shape", [(8, 1, 1), (1, 8, 1, 1)])
+def test_per_channel_prelu_runs_the_fused_kernel(monkeypatch: pytest.MonkeyPatch, slope_shape: tuple) -> None:
+    """MobileFaceNet's slopes are (1, C, 1, 1): they must take F.prelu (one kernel), not torch.where
+    (three), with the same values."""
+    calls = []
+    real = torch_graph.F.prelu
+    monkeypatch.setattr(torch_graph.F, "prelu", lambda x, w: calls.append(w.shape) or real(x, w))
+    x = torch.randn(2, 8, 5, 5)
+    slope = torch.rand(slope_shape)
+    got = torch_graph._prelu(None, [x, slope], {})  # type: ignore[arg-type]
+    assert calls == [torch.Size([8])]
+    assert torch.equal(got, torch.where(x >= 0, x, x * slope.reshape(1, 8, 1, 1)))
+
+
+def test_other_slopes_keep_the_generic_path() -> None:
+    x, slope = torch.randn(2, 8, 5, 5), torch.rand(1, 1, 5, 5)  # per pixel, not per channel
+    got = torch_graph._prelu(None, [x, slope], {})  # type: ignore[arg-type]
+    assert torch.equal(got, torch.where(x >= 0, x, x * slope))
+
+
+def test_compile_cache_is_a_lasting_directory_named_for_inductor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    where = compile_cache_dir(str(tmp_path / "cache"))
+    assert where.is_dir()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(where)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert compile_cache_dir("") == tmp_path / ".cache" / "facepipe" / "torch-compile"
 
 
 def test_unknown_operators_are_refused_by_name() -> None:

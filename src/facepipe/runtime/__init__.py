@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from facepipe.config import OpConfig
 from facepipe.models.bundle import Bundle
+
+if TYPE_CHECKING:  # the runtime loads without the server's config schema (pydantic), e.g. on a GPU box
+    from facepipe.config import OpConfig
 
 
 class Session(Protocol):
@@ -34,6 +36,8 @@ class RuntimeSpec:
     precision: str = "fp32"
     engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
+    compile: bool = False  # GPU: torch.compile the module before its CUDA graphs are captured
+    compile_cache: str = ""  # torch.compile's on-disk cache; "": ~/.cache/facepipe/torch-compile
     max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
 
     def without_graphs(self) -> RuntimeSpec:
@@ -69,7 +73,15 @@ def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
     if engine == "torch":
         from facepipe.runtime.torch_cuda import Device, shared_session
 
-        device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
+        device = Device(
+            spec.device,
+            spec.index,
+            spec.precision,
+            spec.cuda_graphs,
+            spec.max_batch,
+            spec.compile,
+            spec.compile_cache,
+        )
         session = shared_session(bundle, device)
         session.warmup()  # CUDA graphs of every batch bucket captured now, not on live requests
         return session
@@ -96,5 +108,7 @@ def runtime_spec(op: OpConfig) -> RuntimeSpec:
         precision=c.precision.lower(),
         engine=engine,
         cuda_graphs=c.cuda_graphs,
+        compile=c.compile and gpu,
+        compile_cache=c.compile_cache,
         max_batch=op.batch_size if gpu else 0,
     )

@@ -1,6 +1,11 @@
 """PyTorch runtime: a bundle's ONNX graph on CUDA (or CPU), fp16 or fp32, channels-last, with one CUDA
 graph per batch-size bucket (a batch is padded up to its bucket and the graph replayed).
 
+With ``compile``, the module is compiled by ``torch.compile`` (Inductor fuses the per-element work the
+eager module runs as separate kernels: bias adds, PReLU, one-sided pads) before each bucket's CUDA graph
+is captured; compiled graphs are kept on disk (``compile_cache``) so that a restart or a reload of the
+same bundle does not compile again (bench/results/gpu-ceiling.md has both costs).
+
 ``run_pixels`` takes uint8 NHWC images and does the normalisation on the device: a quarter of the
 bytes cross PCIe and the CPU does no float work.
 """
@@ -9,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +45,8 @@ class Device:
     precision: str = "fp32"  # "fp32" or "fp16"
     cuda_graphs: bool = True
     max_batch: int = 0  # 0: the largest bucket
+    compile: bool = False
+    compile_cache: str = ""
 
     @property
     def torch_device(self) -> torch.device:
@@ -50,7 +60,25 @@ class _Graph:
     outs: tuple[torch.Tensor, ...]  # static outputs
 
 
-_SESSIONS: dict[tuple[str, str, int, str, bool], TorchSession] = {}
+_SESSIONS: dict[tuple[str, str, int, str, bool, bool], TorchSession] = {}
+
+
+def compile_cache_dir(configured: str) -> Path:
+    """Inductor's cache directory (read from the environment when it compiles): the configured one,
+    else ~/.cache/facepipe/torch-compile, which outlives /tmp and the process."""
+    path = Path(configured or Path.home() / ".cache" / "facepipe" / "torch-compile").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    return path
+
+
+def compiled(module: torch.nn.Module, cache: str) -> Any:
+    """``module`` under ``torch.compile``: one static-shape graph per batch bucket, no graph breaks."""
+    where = compile_cache_dir(cache)
+    log.info("torch.compile of %s, cache %s", type(module).__name__, where)
+    return torch.compile(module, dynamic=False, fullgraph=True)
+
+
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -60,7 +88,14 @@ def shared_session(bundle: Bundle, device: Device) -> TorchSession:
     GPU would serialise them anyway). On CPU each caller gets its own."""
     if device.kind != "cuda":
         return TorchSession(bundle, device)
-    key = (str(bundle.path.resolve()), device.kind, device.index, device.precision, device.cuda_graphs)
+    key = (
+        str(bundle.path.resolve()),
+        device.kind,
+        device.index,
+        device.precision,
+        device.cuda_graphs,
+        device.compile,
+    )
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(key)
         if session is None:
@@ -78,6 +113,10 @@ class TorchSession:
         module = OnnxModule(onnx.load(str(bundle.model_path))).eval()
         self.module = module.to(device.torch_device, self.dtype)
         module.float_dtype = self.dtype
+        self._call: Any = module
+        if device.compile and device.kind == "cuda":
+            self._call = compiled(module, device.compile_cache)
+        self.compile_s = 0.0  # time spent compiling (0 when every bucket came from the cache quickly)
         self.input_names, self.output_names = module.input_names, module.output_names
         # on a GPU, batches up to the largest bucket run in one call (the manifest's limit is for CPU)
         self.max_batch = (
@@ -108,7 +147,7 @@ class TorchSession:
         n = x.shape[0]
         if not self._use_graphs:
             with torch.inference_mode():
-                return tuple(self.module(x))
+                return tuple(self._call(x))
         size = self._bucket(n)
         key = (size, *x.shape[1:])
         g = self._graphs.get(key) or self._capture(key)
@@ -119,13 +158,15 @@ class TorchSession:
     def _capture(self, key: tuple[int, ...]) -> _Graph:
         x = torch.zeros(key, device=self.device.torch_device, dtype=self.dtype)
         with _CAPTURE, torch.inference_mode():
-            for _ in range(2):  # warm up on this stream (cuDNN picks its kernels) before capture
-                self.module(x)
+            t0 = time.perf_counter()
+            for _ in range(2):  # warm up on this stream (cuDNN picks its kernels; compiles) before capture
+                self._call(x)
+            self.compile_s += time.perf_counter() - t0 if self._call is not self.module else 0.0
             graph = torch.cuda.CUDAGraph()
             # one memory pool for all of this session's graphs (they never run at once: the session
             # lock), sized by the largest bucket, which warmup captures first
             with torch.cuda.graph(graph, self._pool, self._stream, capture_error_mode="thread_local"):
-                outs = tuple(self.module(x))
+                outs = tuple(self._call(x))
             self._pool = self._pool or graph.pool()
         self._graphs[key] = _Graph(graph, x, outs)
         log.info("%s: CUDA graph captured for input %s", self.bundle.manifest.name, list(key))

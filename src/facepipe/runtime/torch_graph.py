@@ -62,10 +62,20 @@ def _conv(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
     return F.conv2d(x, w, b, a.get("strides", [1, 1]), padding, a.get("dilations", [1, 1]), a.get("group", 1))
 
 
+def _channel_slope(x: torch.Tensor, slope: torch.Tensor) -> bool:
+    """A slope that is one value per channel of an NCHW activation: (C,1,1) or (1,C,1,1)."""
+    if x.dim() != 4 or slope.numel() != x.shape[1]:
+        return False
+    dims = list(slope.shape)
+    return dims[-2:] == [1, 1] and (dims[:-2] == [x.shape[1]] or dims[:-2] == [1, x.shape[1]])
+
+
 def _prelu(m: OnnxModule, ins: list[Any], a: dict[str, Any]) -> torch.Tensor:
     x, slope = ins[0], ins[1]
-    if x.dim() == 4 and slope.dim() == 3 and slope.shape[1:] == (1, 1) and slope.shape[0] == x.shape[1]:
-        return F.prelu(x, slope.reshape(-1))  # per-channel: one fused kernel
+    if _channel_slope(x, slope):
+        # per-channel: one fused kernel. Before, (1, C, 1, 1) slopes (MobileFaceNet's) took the
+        # generic path, three kernels each: 8.3 of a batch-512 forward's ~20 ms on an H100
+        return F.prelu(x, slope.reshape(-1))
     return torch.where(x >= 0, x, x * slope)
 
 
