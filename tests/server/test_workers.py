@@ -1,5 +1,5 @@
 """worker_num's supervisor: workers share one port, each with its own socket, and the kernel spreads
-connections over them; one worker dying on its own stops the others."""
+connections over them; a worker that dies on its own is started again, one that keeps dying stops the set."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from facepipe.server.workers import bind, serve_workers
 from tests.integration.conftest import free_port
@@ -15,14 +17,53 @@ from tests.integration.conftest import free_port
 
 def _child(sock: socket.socket, index: int) -> None:
     if index == 1:
-        os._exit(3)  # a worker that dies on its own
+        os._exit(3)  # a worker that dies every time it starts
     signal.pause()  # the others wait to be stopped
 
 
-def test_a_dying_worker_stops_the_others() -> None:
+def test_a_worker_that_keeps_dying_stops_the_others() -> None:
     t0 = time.monotonic()
     code = serve_workers(3, "127.0.0.1", 0, _child)
     assert code != 0 and time.monotonic() - t0 < 10
+
+
+def _dies_once(marks: str) -> Callable[[socket.socket, int], None]:
+    def child(sock: socket.socket, index: int) -> None:
+        starts = Path(marks) / f"{index}"
+        n = len(starts.read_text()) if starts.exists() else 0
+        starts.write_text("x" * (n + 1))
+        if index == 1 and n == 0:
+            os.kill(os.getpid(), signal.SIGKILL)  # killed once, as by the OOM killer or kill -9
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # drains and stops, as a server does
+        signal.pause()
+
+    return child
+
+
+def _starts(marks: Path) -> int:
+    return len(marks.read_text()) if marks.exists() else 0
+
+
+def _supervise_dies_once(marks: str) -> None:
+    os._exit(serve_workers(2, "127.0.0.1", 0, _dies_once(marks)))
+
+
+def test_a_killed_worker_is_started_again_while_the_others_serve(tmp_path: Path) -> None:
+    parent = mp.get_context("fork").Process(target=_supervise_dies_once, args=(str(tmp_path),))
+    parent.start()
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline and (tmp_path / "1").read_text() != "xx"
+        if (tmp_path / "1").exists()
+        else True
+    ):
+        time.sleep(0.1)
+    assert (tmp_path / "1").read_text() == "xx"  # forked again after its death
+    assert (tmp_path / "0").read_text() == "x"  # the other was never disturbed
+    assert parent.is_alive()
+    os.kill(parent.pid, signal.SIGTERM)  # type: ignore[arg-type]
+    parent.join(10)
+    assert parent.exitcode == 0
 
 
 def test_a_worker_socket_shares_its_port_without_delayed_acks() -> None:

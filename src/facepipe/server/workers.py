@@ -4,9 +4,10 @@ own on that port (SO_REUSEPORT, as the gRPC port): the kernel spreads new connec
 workers. (One shared listening socket did not: the worker whose event loop woke first accepted a
 whole burst of keep-alive connections, e.g. all 8 clients of a benchmark level.) A worker's socket
 listens only once it serves, so no connection waits on a worker still loading its models.
-SIGTERM/SIGINT are passed on to every worker, which drains as a single server does; if a worker dies
-on its own, the others are stopped and its exit code returned, so that a supervisor restarts the
-whole set."""
+SIGTERM/SIGINT are passed on to every worker, which drains as a single server does. A worker that dies
+on its own (kill -9, out of memory) is forked again while the others go on serving; only a worker that
+keeps dying (``MAX_RESTARTS`` within ``RESTART_WINDOW_S``) stops the set, whose exit code then tells a
+supervisor that something is wrong beyond one process."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from types import FrameType
 
 log = logging.getLogger(__name__)
+MAX_RESTARTS = 5  # of one worker within the window: beyond it, a crash loop, not an accident
+RESTART_WINDOW_S = 60.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -36,6 +39,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _worker(child: Callable[[socket.socket, int], None], host: str, port: int, index: int) -> None:
+    for s in (signal.SIGTERM, signal.SIGINT):  # a worker forked again must not inherit the supervisor's
+        signal.signal(s, signal.SIG_DFL)
     child(bind(host, port), index)
 
 
@@ -45,12 +50,14 @@ def serve_workers(n: int, host: str, port: int, child: Callable[[socket.socket, 
     reserved = bind(host, port)  # fails at once if the port is taken; never listens
     port = reserved.getsockname()[1]
     ctx = mp.get_context("fork")
-    procs = [
-        ctx.Process(target=_worker, args=(child, host, port, i), name=f"facepipe-worker-{i}")
-        for i in range(n)
-    ]
-    for p in procs:
+
+    def fork(i: int) -> mp.process.BaseProcess:
+        p = ctx.Process(target=_worker, args=(child, host, port, i), name=f"facepipe-worker-{i}")
         p.start()
+        return p
+
+    procs = [fork(i) for i in range(n)]
+    restarts: list[list[float]] = [[] for _ in range(n)]
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -65,10 +72,17 @@ def serve_workers(n: int, host: str, port: int, child: Callable[[socket.socket, 
     log.info("%d workers serving on %s:%d", n, host, port)
     try:
         while any(p.is_alive() for p in procs):
-            died = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-            if died and not stopping:
-                log.error("worker %s exited with %s: stopping the others", died[0].name, died[0].exitcode)
-                stop(signal.SIGTERM, None)
+            for i, p in enumerate(procs):
+                if stopping or p.is_alive() or p.exitcode == 0:
+                    continue
+                now = time.monotonic()
+                restarts[i] = [t for t in restarts[i] if now - t < RESTART_WINDOW_S] + [now]
+                if len(restarts[i]) > MAX_RESTARTS:
+                    log.error("worker %s keeps dying (exit %s): stopping the others", p.name, p.exitcode)
+                    stop(signal.SIGTERM, None)
+                    break
+                log.warning("worker %s exited with %s: starting it again", p.name, p.exitcode)
+                procs[i] = fork(i)
             time.sleep(0.2)
     finally:
         for s, handler in previous.items():
