@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("FLAGS_enable_pir_api", "0")
 
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
-from paddle import inference, nn  # noqa: E402
+import numpy as np
+import paddle
+from paddle import inference, nn
 
-from tests.models.convert.paddle_serving_conf import serving_conf, serving_conf_stream  # noqa: E402
+from tests.models.convert.paddle_serving_conf import serving_conf, serving_conf_stream
 
 FEED_ALIAS, FETCH_ALIAS = "image", "embedding"
 DIM = 128

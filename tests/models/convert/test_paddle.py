@@ -17,7 +17,8 @@ def _serving(root: Path, conf: bool = True) -> Path:
     (server / "__model__").write_bytes(b"p")
     (server / "__params__").write_bytes(b"w")
     if conf:
-        (server / "serving_server_conf.prototxt").write_text(serving_conf(("x", "image"), ("fc.tmp_1", "emb"), 128))
+        conf_text = serving_conf(("x", "image"), ("fc.tmp_1", "emb"), 128)
+        (server / "serving_server_conf.prototxt").write_text(conf_text)
     return server
 
 
