@@ -14,7 +14,7 @@ SRC := src tests bench examples
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,paddle]'
+	$(BIN)/python -m pip install -q -e '.[server,plots,dev,paddle]'
 	# paddle2onnx 2.1.0 pins onnx<=1.17 for a code path facepipe does not use (pyproject: paddle extra)
 	$(BIN)/python -m pip install -q --no-deps 'paddle2onnx==2.1.0'
 	touch $(STAMP)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facepipe.cli.common import ModelsDir, app, console
+from facepipe.cli.common import ModelsDir, app, console, need_server
 
 models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -26,6 +26,7 @@ def models_pull(
 
     Example: facepipe models pull default --models ./models
     """
+    need_server("models pull")
     from facepipe.models.pull import pull
 
     with console.status("pulling models") as status:
@@ -61,6 +62,7 @@ def models_list(
         for r in rows:
             table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
     else:
+        need_server("models list (without --url)")
         from facepipe.models.pull import list_bundles
 
         for name, version, state in list_bundles(models):
@@ -89,6 +91,7 @@ def convert(
 
     Example: facepipe convert my_arcface.onnx --name arcface-r50 --layout NCHW --l2-output fc1
     """
+    need_server("convert")
     from facepipe.models.bundle import Preprocess
     from facepipe.models.convert.importer import ImportOptions, import_model
 
@@ -113,6 +116,7 @@ def serve(
 
     Example: facepipe serve --config config.yml --http-port 9998
     """
+    need_server("serve")
     import asyncio
     import socket
 
