@@ -56,6 +56,7 @@ def assert_parity(got: np.ndarray, want: np.ndarray) -> None:
     assert scale > 0.05  # a live network (BatchNorm statistics set from the faces), not a near-zero output
     assert float(np.abs(got - want).max()) <= 1e-4 * scale
     cosine = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    print(f"max |d| {np.abs(got - want).max():.2e} (scale {scale:.3f}), min cosine {cosine.min():.9f}")
     assert float(cosine.min()) >= 0.99999
 
 

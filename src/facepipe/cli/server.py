@@ -87,7 +87,10 @@ def convert(
     dynamic_spatial: Annotated[bool, typer.Option(help="Free H and W (fully convolutional nets).")] = False,
     models: ModelsDir = Path("models"),
 ) -> None:
-    """Convert a model into a bundle, checking parity against the TFLite interpreter for .tflite.
+    """Convert a model into a bundle; .tflite and Paddle models are checked against their own runtime.
+
+    A Paddle directory holds *.pdmodel + *.pdiparams, or the Paddle Serving layout (serving_server/ with
+    __model__, __params__ and serving_server_conf.prototxt, whose alias names the bundle keeps).
 
     Example: facepipe convert my_arcface.onnx --name arcface-r50 --layout NCHW --l2-output fc1
     """
