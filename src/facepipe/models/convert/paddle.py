@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 SERVING_DIR = "serving_server"
 SERVING_MODEL, SERVING_PARAMS = "__model__", "__params__"
 SERVING_CONF = "serving_server_conf.prototxt"
-INSTALL_HINT = "pip install 'facepipe[paddle]' && pip install --no-deps paddle2onnx==2.1.0"
+INSTALL_HINT = "pip install 'facepipe[server,paddle]' && pip install --no-deps paddle2onnx==2.1.0"
 
 
 @dataclass(slots=True)
