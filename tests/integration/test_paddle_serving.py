@@ -91,23 +91,10 @@ def paddle_repo(
     for d in models_dir.iterdir():
         if d.is_dir() and not d.name.startswith("."):
             (repo / d.name).symlink_to(d.resolve())
-    for layout in ("inference", "serving"):
-        src = work / layout
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "facepipe.cli",
-                "convert",
-                str(src),
-                "--name",
-                f"paddle-{layout}",
-                "--layout",
-                "NCHW",
-                "--models",
-                str(repo),
-            ]
-        )
+    # the inference model with the layout given, the serving layout with the default (auto: from the shape)
+    for layout, args in (("inference", ["--layout", "NCHW"]), ("serving", [])):
+        convert = [sys.executable, "-m", "facepipe.cli", "convert", str(work / layout)]
+        _run([*convert, "--name", f"paddle-{layout}", *args, "--models", str(repo)])
     return PaddleRepo(repo, faces, crops, work)
 
 

@@ -79,7 +79,9 @@ def convert(
     name: Annotated[str, typer.Option(help="Bundle name.")],
     version: Annotated[int, typer.Option(help="Bundle version.")] = 1,
     role: Annotated[str, typer.Option(help="embedding, detector-*, liveness, ...")] = "embedding",
-    layout: Annotated[str, typer.Option(help="Input layout of ONNX/Paddle models: NHWC or NCHW.")] = "NHWC",
+    layout: Annotated[
+        str, typer.Option(help="Input layout of ONNX/Paddle models: NHWC, NCHW, or auto (from the shape).")
+    ] = "auto",
     mean: Annotated[float, typer.Option(help="Pixel mean (all channels).")] = 127.5,
     std: Annotated[float, typer.Option(help="Pixel std (all channels).")] = 128.0,
     color: Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")] = "RGB",

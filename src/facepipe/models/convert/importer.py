@@ -22,7 +22,7 @@ class ImportOptions:
     name: str
     version: int = 1
     role: str = "embedding"
-    layout: str = "NHWC"
+    layout: str = "NHWC"  # or NCHW, or auto (from the input shape)
     preprocess: Preprocess = field(default_factory=Preprocess)
     l2_output: str = ""
     dynamic_spatial: bool = False
@@ -30,10 +30,29 @@ class ImportOptions:
     max_batch: int = 64
 
 
-def _sample_hw(model: onnx.ModelProto, layout: str) -> tuple[int, int]:
-    dims = [d.dim_value or 64 for d in model.graph.input[0].type.tensor_type.shape.dim]
+def _input_dims(model: onnx.ModelProto) -> list[int]:
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     if len(dims) != 4:
         raise ConversionError(f"input rank {len(dims)}: only image models (rank 4) can be imported")
+    return dims
+
+
+def _layout(model: onnx.ModelProto, layout: str) -> str:
+    """``auto``: NCHW when the input's channel axis (1 or 3 channels) comes first, NHWC when last."""
+    if layout.upper() in ("NHWC", "NCHW"):
+        return layout.upper()
+    if layout.upper() != "AUTO":
+        raise ConversionError(f"layout {layout!r}: expected NHWC, NCHW or auto")
+    dims = _input_dims(model)
+    if dims[1] in (1, 3) and dims[3] not in (1, 3):
+        return "NCHW"
+    if dims[3] in (1, 3) and dims[1] not in (1, 3):
+        return "NHWC"
+    raise ConversionError(f"input shape {dims}: cannot tell the layout, give --layout NHWC or NCHW")
+
+
+def _sample_hw(model: onnx.ModelProto, layout: str) -> tuple[int, int]:
+    dims = [d or 64 for d in _input_dims(model)]
     return (dims[1], dims[2]) if layout == "NHWC" else (dims[2], dims[3])
 
 
@@ -57,6 +76,7 @@ def import_model(src: Path, opts: ImportOptions, root: Path) -> Path:
     model, kind, reference = _load(src, opts)
     if kind != "tflite":
         free_batch_axis(model)
+    opts.layout = _layout(model, opts.layout)
     pre = opts.preprocess
     h, w = _sample_hw(model, opts.layout)
     samples = [to_input(img, pre) for img in synthetic_images(2, h, w)]
