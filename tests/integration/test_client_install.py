@@ -51,7 +51,7 @@ def test_no_server_packages(client_venv: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
     # and the SDK imports there
-    sdk = "from facepipe.client import AsyncClient, Client"
+    sdk = "import facepipe.client, facepipe.tools.bench, facepipe.tools.eval_server, facepipe.cli"
     done = _run([str(client_venv / "bin" / "python"), "-c", sdk])
     assert done.returncode == 0, done.stderr
 
@@ -76,3 +76,15 @@ def test_server_commands_say_what_to_install(client_venv: Path, args: list[str],
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pip install 'facepipe[server]'" in " ".join(done.stderr.split())  # rich wraps long lines
     assert "Traceback" not in done.stderr
+
+
+def test_bench_from_the_client_install(
+    client_venv: Path, server: Running, lfw_dir: Path, tmp_path: Path
+) -> None:
+    image = sorted((lfw_dir / "images" / "Aaron_Sorkin").glob("*.jpg"))[0]
+    cmd = [str(client_venv / "bin" / "facepipe"), "bench", "run", str(image), "--url", server.url]
+    args = ["--protocol", "seed", "--concurrency", "1", "--duration", "1", "--warmup", "0"]
+    done = _run([*cmd, *args, "--out", str(tmp_path / "r.json")], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (level,) = json.loads((tmp_path / "r.json").read_text())["levels"]
+    assert level["qps"] > 0
