@@ -106,6 +106,14 @@ class ConfigError(FacepipeError):
     code = "config_error"
 
 
+class MissingDependency(FacepipeError):
+    """A feature needs an optional part of the install (an extra); the message names what to install."""
+
+    code = "missing_dependency"
+    http_status = 501
+    grpc_status = "UNIMPLEMENTED"
+
+
 class ModelError(FacepipeError):
     """A model could not be fetched, verified, converted or loaded."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from facepipe.cli import faces, gallery, server, tools  # noqa: F401  (they register their commands)
 from facepipe.cli.common import app, console, exit_code
 from facepipe.errors import FacepipeError
@@ -13,5 +15,5 @@ def main() -> None:
     try:
         app()
     except FacepipeError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {escape(exc.message)}")  # messages hold brackets: [server]
         sys.exit(exit_code(exc))

@@ -7,6 +7,7 @@ command line was refused (bad input, not found, unauthorised); 3 the server fail
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from facepipe.errors import FacepipeError
+from facepipe.errors import FacepipeError, MissingDependency
 
 app = typer.Typer(
     help="facepipe: face-recognition serving.",
@@ -38,6 +39,8 @@ ApiKey = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 DEFAULT_URL = "http://127.0.0.1:9998"
+# what `pip install 'facepipe[server]'` adds (import names), checked before a server-side command starts
+SERVER_MODULES = ("onnx", "onnxruntime", "openvino", "cv2", "yaml", "pydantic", "starlette", "uvicorn")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
@@ -69,4 +72,16 @@ def emit_json(obj: Any) -> None:
 
 
 def exit_code(err: FacepipeError) -> int:
+    if isinstance(err, MissingDependency):
+        return EXIT_REFUSED
     return EXIT_SERVER if err.http_status >= 500 else EXIT_REFUSED
+
+
+def need_server(command: str) -> None:
+    """Refuse a server-side command, before it imports anything, on a client-only install."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependency(
+            f"`facepipe {command}` needs the server install (missing: {', '.join(missing)}): "
+            "pip install 'facepipe[server]'"
+        )

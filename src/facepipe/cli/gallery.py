@@ -21,6 +21,7 @@ from facepipe.cli.common import (
     app,
     console,
     emit_json,
+    need_server,
     out,
 )
 from facepipe.client import Client
@@ -117,6 +118,7 @@ def reembed(
 
     Example: facepipe gallery reembed --models ./models --data ./data
     """
+    need_server("gallery reembed")
     from facepipe.api.reembed import Reembedder
 
     job = Reembedder.open(config, models, data)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facepipe.cli.common import ModelsDir, app, console
+from facepipe.cli.common import ModelsDir, app, console, need_server
 
 models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -26,6 +26,7 @@ def models_pull(
 
     Example: facepipe models pull default --models ./models
     """
+    need_server("models pull")
     from facepipe.models.pull import pull
 
     with console.status("pulling models") as status:
@@ -61,6 +62,7 @@ def models_list(
         for r in rows:
             table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
     else:
+        need_server("models list (without --url)")
         from facepipe.models.pull import list_bundles
 
         for name, version, state in list_bundles(models):
@@ -77,7 +79,9 @@ def convert(
     name: Annotated[str, typer.Option(help="Bundle name.")],
     version: Annotated[int, typer.Option(help="Bundle version.")] = 1,
     role: Annotated[str, typer.Option(help="embedding, detector-*, liveness, ...")] = "embedding",
-    layout: Annotated[str, typer.Option(help="Input layout of ONNX/Paddle models: NHWC or NCHW.")] = "NHWC",
+    layout: Annotated[
+        str, typer.Option(help="Input layout of ONNX/Paddle models: NHWC, NCHW, or auto (from the shape).")
+    ] = "auto",
     mean: Annotated[float, typer.Option(help="Pixel mean (all channels).")] = 127.5,
     std: Annotated[float, typer.Option(help="Pixel std (all channels).")] = 128.0,
     color: Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")] = "RGB",
@@ -85,10 +89,14 @@ def convert(
     dynamic_spatial: Annotated[bool, typer.Option(help="Free H and W (fully convolutional nets).")] = False,
     models: ModelsDir = Path("models"),
 ) -> None:
-    """Convert a model into a bundle, checking parity against the TFLite interpreter for .tflite.
+    """Convert a model into a bundle; .tflite and Paddle models are checked against their own runtime.
+
+    A Paddle directory holds *.pdmodel + *.pdiparams, or the Paddle Serving layout (serving_server/ with
+    __model__, __params__ and serving_server_conf.prototxt, whose alias names the bundle keeps).
 
     Example: facepipe convert my_arcface.onnx --name arcface-r50 --layout NCHW --l2-output fc1
     """
+    need_server("convert")
     from facepipe.models.bundle import Preprocess
     from facepipe.models.convert.importer import ImportOptions, import_model
 
@@ -113,6 +121,7 @@ def serve(
 
     Example: facepipe serve --config config.yml --http-port 9998
     """
+    need_server("serve")
     import asyncio
     import socket
 

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import onnx
 
+from facepipe.errors import ConversionError, IntegrityError, ModelError
+from facepipe.models.bundle import MANIFEST, Manifest, Preprocess, Source, load_bundle
 from facepipe.models.convert.bundler import fill_io, write_bundle
 from facepipe.models.convert.onnx import add_l2_head, free_batch_axis, load_onnx, unbake_batch
 from facepipe.models.convert.tflite import convert_tflite
 from facepipe.models.convert.verify import batch_parity, synthetic_images, tflite_parity, to_input
-from facepipe.errors import ConversionError, IntegrityError, ModelError
-from facepipe.models.bundle import MANIFEST, Manifest, Preprocess, Source, load_bundle
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]

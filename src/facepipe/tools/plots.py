@@ -7,9 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from facepipe.errors import MissingDependency
+
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingDependency("pictures need matplotlib: pip install 'facepipe[plots]'") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

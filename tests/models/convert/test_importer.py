@@ -9,12 +9,12 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from facepipe.errors import ConversionError
+from facepipe.models.bundle import Preprocess, load_bundle
 from facepipe.models.convert.importer import ImportOptions, import_model
 from facepipe.models.convert.onnx import add_l2_head
 from facepipe.models.convert.paddle import find_paddle_files
 from facepipe.models.convert.verify import run_onnx
-from facepipe.errors import ConversionError
-from facepipe.models.bundle import Preprocess, load_bundle
 
 
 def _tiny_embedder(path: Path) -> Path:
@@ -67,3 +67,15 @@ def test_paddle_directory_needs_both_files(tmp_path: Path) -> None:
     (tmp_path / "inference.pdmodel").write_bytes(b"")
     with pytest.raises(ConversionError, match=r"one \*\.pdmodel and one \*\.pdiparams"):
         find_paddle_files(tmp_path)
+
+
+def test_auto_layout_from_the_input_shape(tmp_path: Path) -> None:
+    src = _tiny_embedder(tmp_path / "tiny.onnx")  # 1 x 3 x 16 x 16: channels first
+    bundle = load_bundle(import_model(src, ImportOptions("tiny", layout="auto"), tmp_path / "repo"))
+    assert bundle.manifest.inputs[0].layout == "NCHW"
+
+
+def test_unknown_layout_is_refused(tmp_path: Path) -> None:
+    src = _tiny_embedder(tmp_path / "tiny.onnx")
+    with pytest.raises(ConversionError, match="expected NHWC, NCHW or auto"):
+        import_model(src, ImportOptions("tiny", layout="NWHC"), tmp_path / "repo")
