@@ -41,12 +41,28 @@ DEFAULT_URL = "http://127.0.0.1:9998"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
+LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+def _main(
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="-v: info and HTTP request logs; -vv: debug.")
+    ] = 0,
+) -> None:
+    """Quiet by default: warnings and errors only (``serve`` also logs its own progress)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=LEVELS[min(verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
+
+
+def server_logging() -> None:
+    """``serve``: facepipe's own INFO lines (start-up, URLs, reloads) even without ``-v``."""
+    logger = logging.getLogger("facepipe")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 def plain(obj: Any) -> Any:

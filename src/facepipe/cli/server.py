@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facepipe.cli.common import ModelsDir, app, console
+from facepipe.cli.common import ModelsDir, app, console, server_logging
 
 models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -120,6 +120,7 @@ def serve(
     from facepipe.server.app import build_server
     from facepipe.server.workers import serve_workers
 
+    server_logging()
     cfg = load_config(config)
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
