@@ -6,16 +6,15 @@ command line was refused (bad input, not found, unauthorised); 3 the server fail
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 
+from facepipe.client.shapes import to_json
 from facepipe.errors import FacepipeError
 
 app = typer.Typer(
@@ -65,23 +64,9 @@ def server_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def plain(obj: Any) -> Any:
-    """Dataclasses, numpy arrays and tuples as JSON-ready values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, np.ndarray):
-        return np.round(obj.astype(np.float64), 6).tolist()
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.floating | np.integer):
-        return obj.item()
-    return obj
-
-
 def emit_json(obj: Any) -> None:
-    out.print_json(json.dumps(plain(obj)))
+    """JSON for scripts, in the server's own shapes (``facepipe.client.shapes``)."""
+    out.print_json(json.dumps(to_json(obj)))
 
 
 def exit_code(err: FacepipeError) -> int:

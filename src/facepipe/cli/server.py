@@ -104,6 +104,9 @@ def serve(
     http_port: Annotated[int | None, typer.Option(help="HTTP port (default 9998).")] = None,
     rpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 18091).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    log_dir: Annotated[
+        str | None, typer.Option(help="Directory of the tracer log (config log_dir; PipelineServingLogs).")
+    ] = None,
     models: ModelsDir = Path("models"),
     data: Annotated[Path, typer.Option(envvar="FACEPIPE_DATA", help="Data directory (gallery).")] = Path(
         "data"
@@ -122,7 +125,7 @@ def serve(
 
     server_logging()
     cfg = load_config(config)
-    overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
+    overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host, "log_dir": log_dir}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
     if cfg.worker_num == 1:

@@ -138,7 +138,8 @@ def build_server(
     grpc_face = face_grpc.handler(ops, edge) if ops else None
     parts.insert(1, GrpcEdge(state, edge, config.host, config.rpc_port, __version__, grpc_face))
     name = "pipeline.tracer" + (f".{worker}" if worker else "")
-    tracer = Tracer(Path(config.log_dir) / name, config.dag.tracer.interval_s, state.pipelines)
+    t = config.dag.tracer
+    tracer = Tracer(Path(config.log_dir) / name, t.interval_s, state.pipelines, t.max_bytes, t.backups)
     urls = served_urls(config, state, [op.path for op in ops], grpc_face is not None)
     options = ServerOptions(config.host, config.http_port, sock=sock, urls=urls)
     return Server(state, app, options, tracer, parts, on_started)

@@ -84,12 +84,16 @@ def sweep(
     processes: int,
     warmup_s: float = 2.0,
     progress: Callable[[Level], None] = lambda _: None,
+    starting: Callable[[str, float], None] = lambda _what, _seconds: None,
 ) -> dict[str, Any]:
-    """Warm up, then one run per level (concurrency, or offered rate with ``mode == "rate"``)."""
+    """Warm up, then one run per level (concurrency, or offered rate with ``mode == "rate"``);
+    ``starting(what, seconds)`` before each run, ``progress(level)`` after it."""
     if warmup_s > 0:
+        starting("warm-up", warmup_s)
         run_level(t, warmup_s, concurrency=max(1, min(levels)) if mode == "concurrency" else 1)
     results = []
     for level in levels:
+        starting(f"{mode} {level}", seconds)
         kw = {"rate": float(level)} if mode == "rate" else {"concurrency": level}
         result = run_level(t, seconds, processes=processes, **kw)
         results.append(result)
