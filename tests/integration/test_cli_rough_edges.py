@@ -6,6 +6,7 @@ codes, ``eval lfw --detector`` with a progress bar."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,13 @@ def test_eval_lfw_detector_and_progress(cserver: Running, lfw_dir: Path, tmp_pat
     assert "HTTP Request" not in done.stderr
     refused = cli(*args, "--detector", "nope")
     assert refused.returncode == 2 and "detector 'nope' is not available" in refused.stderr
+
+
+def test_bench_shows_a_bar_per_level(cserver: Running, lfw_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    (a,), *_ = people(lfw_dir, 1, 1).values()
+    args = ["--url", cserver.url, "--protocol", "v1-detect", "--duration", "1", "--warmup", "0.5"]
+    done = cli("bench", "run", str(a), *args, "--concurrency", "1,2")
+    assert done.returncode == 0, done.stderr
+    for bar in ("warm-up", "concurrency 1", "concurrency 2"):
+        assert re.search(rf"^{bar} +━+ 100%", done.stderr, re.M), done.stderr  # the bar, not the summary
+    assert "HTTP Request" not in done.stderr

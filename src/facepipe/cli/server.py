@@ -52,12 +52,12 @@ def models_list(
     if url:
         import httpx
 
-        from facepipe.errors import Unreachable
+        from facepipe.client import unreachable
 
         try:
             rows = httpx.post(url.rstrip("/") + "/v2/repository/index", timeout=30).json()
         except httpx.HTTPError as exc:
-            raise Unreachable(f"cannot reach {url}: {exc}") from None
+            raise unreachable(url, exc) from None
         for r in rows:
             table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
     else:

@@ -52,6 +52,7 @@ __all__ = [
     "Match",
     "Subject",
     "Verification",
+    "unreachable",
 ]
 T = TypeVar("T")
 RETRY_STATUS = 503
