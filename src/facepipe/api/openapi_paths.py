@@ -100,4 +100,6 @@ def seed_paths() -> dict[str, dict[str, Op]]:
         body=json_content(ref("SeedRequest")),
         tag="seed",
     )
+    text = "not a service this server serves (nor any other route)"
+    seed["responses"]["404"] = {"description": text, "content": json_content(ref("SeedNotFound"))}
     return {"/{service}/{method}": {"post": seed}}

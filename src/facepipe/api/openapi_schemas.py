@@ -45,6 +45,15 @@ def _face() -> Schema:
 
 def _gallery() -> dict[str, Schema]:
     model = obj(("name", "version"), name=STR, version=STR)
+    record = {
+        "id": INT,
+        "subject": STR,
+        "model": ref("Model"),
+        "image_sha256": STR,
+        "quality": ANY_OBJECT,
+        "created": {**NUM, "description": "unix time"},
+        "has_crop": BOOL,
+    }
     return {
         "Model": model,
         "Match": obj(
@@ -67,22 +76,22 @@ def _gallery() -> dict[str, Schema]:
         "SubjectUpdate": obj(name=STR, metadata=ANY_OBJECT),
         "SubjectList": obj(("subjects", "total"), subjects=array(ref("Subject")), total=INT, offset=INT),
         "SubjectDeleted": obj(("deleted", "faces"), deleted=STR, faces=INT),
-        "FaceRecord": obj(
-            ("id", "subject", "model", "image_sha256"),
-            id=INT,
-            subject=STR,
-            model=ref("Model"),
-            image_sha256=STR,
-            quality=ANY_OBJECT,
-            created=NUM,
-            has_crop=BOOL,
-        ),
+        "FaceRecord": obj(("id", "subject", "model", "image_sha256"), **record),
         "FaceList": obj(("subject", "faces"), subject=STR, faces=array(ref("FaceRecord"))),
         "FaceDeleted": obj(("deleted",), deleted=INT),
         "Enrolment": obj(
             ("subject", "faces", "skipped"),
             subject=STR,
-            faces=array({"allOf": [ref("FaceRecord"), obj(image=INT, created=BOOL)]}),
+            faces=array(
+                obj(
+                    ("id", "image", "created"),
+                    **record
+                    | {
+                        "image": {**INT, "description": "which image of the request"},
+                        "created": {**BOOL, "description": "false: this image was already enrolled"},
+                    },
+                )
+            ),
             skipped=array(obj(("image", "reason"), image=INT, reason=STR)),
         ),
         "Identification": obj(
@@ -173,13 +182,32 @@ def _kserve() -> dict[str, Schema]:
         ),
         "Weights": obj(("weights",), weights={"type": "object", "additionalProperties": NUM}),
         "ControlResult": obj(
-            model=STR, versions={"type": "object", "additionalProperties": STR}, unloaded=array(STR)
+            model=STR,
+            versions={
+                "type": "object",
+                "additionalProperties": STR,
+                "description": "load: version -> outcome",
+            },
+            unloaded={**array(STR), "description": "unload: the versions unloaded"},
+            weights={
+                "type": "object",
+                "additionalProperties": {"type": "object", "additionalProperties": NUM},
+                "description": "weights: served name -> version -> weight, the split now",
+            },
         ),
     }
 
 
 def _seed() -> dict[str, Schema]:
     return {
+        "SeedNotFound": obj(
+            ("error", "err_no"),
+            error=obj(("code", "message"), code=STR, message=STR),
+            err_no={**INT, "description": "3002, for seed clients"},
+            err_msg=STR,
+            key=array(STR),
+            value=array(STR),
+        ),
         "SeedRequest": obj(("key", "value"), key=array(STR), value=array(STR), logid=INT),
         "SeedResponse": obj(
             ("err_no", "err_msg", "key", "value"),
