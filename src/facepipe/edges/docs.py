@@ -31,6 +31,7 @@ PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>facepipe API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>
 <body>
