@@ -144,3 +144,5 @@ def test_bench_shows_a_bar_per_level(cserver: Running, lfw_dir: Path, tmp_path: 
     for bar in ("warm-up", "concurrency 1", "concurrency 2"):
         assert re.search(rf"^{bar} +━+ 100%", done.stderr, re.M), done.stderr  # the bar, not the summary
     assert "HTTP Request" not in done.stderr
+    gone = cli("bench", "run", str(a), "--url", "http://127.0.0.1:9", "--protocol", "v1-detect")
+    assert gone.returncode == 3 and "cannot reach" in gone.stderr and "Traceback" not in gone.stderr

@@ -134,6 +134,8 @@ def bench_run(
     from facepipe.tools import plots
 
     mode, levels = ("rate", _ints(rate)) if rate else ("concurrency", _ints(concurrency))
+    if not protocol.endswith("-grpc"):
+        benchmark.reachable(url.rstrip("/"))
     target = benchmark.target(protocol, url.rstrip("/"), grpc, _images(images, max_images), api_key)
     rows: list[tuple[str, Level | None]] = []
 

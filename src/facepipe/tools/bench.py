@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from facepipe.client import unreachable
 from facepipe.errors import InvalidInput
 from facepipe.protos import grpc_predict_v2_pb2 as v2
 from facepipe.protos import pipeline_service_pb2 as seed_pb
@@ -63,6 +66,15 @@ def target(protocol: str, url: str, grpc_target: str, images: list[bytes], api_k
             msgs.append(m.SerializeToString())
         return Target(protocol, grpc_target, msgs)
     raise InvalidInput(f"protocol {protocol!r}: expected one of {list(PROTOCOLS)}")
+
+
+def reachable(url: str) -> None:
+    """Raise ``Unreachable`` (with what to do) unless ``url`` answers HTTP: before a sweep, not as a
+    traceback from inside the load generator."""
+    try:
+        httpx.get(url + "/healthz", timeout=10)
+    except httpx.TransportError as exc:
+        raise unreachable(url, exc) from None
 
 
 def run_level(t: Target, seconds: float, concurrency: int = 0, rate: float = 0, processes: int = 1) -> Level:
