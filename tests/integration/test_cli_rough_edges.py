@@ -50,6 +50,9 @@ def test_identify_takes_k_and_answers_the_http_shape(cserver: Running, lfw_dir: 
         headers={"x-api-key": ADMIN},
     ).json()["results"][0]["faces"][0]
     assert face == http  # the CLI's JSON is the server's JSON
+    listed = runner.invoke(app, ["gallery", "list", "--json", "--url", cserver.url, "--api-key", ADMIN])
+    subjects = httpx.get(cserver.url + "/v1/subjects", params={"limit": 1000}, headers={"x-api-key": ADMIN})
+    assert json.loads(listed.stdout) == subjects.json()["subjects"]
 
 
 def test_one_face_shape_in_cli_http_grpc_and_client(cserver: Running, lfw_dir: Path) -> None:  # noqa: F811

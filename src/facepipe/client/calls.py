@@ -77,6 +77,7 @@ class Subject:
     name: str
     metadata: dict[str, Any]
     faces: int
+    created: float = 0.0  # unix time
 
 
 @dataclass(slots=True)
@@ -175,7 +176,7 @@ def _images(doc: dict[str, Any]) -> list[ImageResult]:
 
 
 def _subject(doc: dict[str, Any]) -> Subject:
-    return Subject(doc["id"], doc["name"], doc["metadata"], doc["faces"])
+    return Subject(doc["id"], doc["name"], doc["metadata"], doc["faces"], doc.get("created", 0.0))
 
 
 def detect(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
