@@ -54,8 +54,6 @@ _DETECT = [
 ]
 _SID = param("sid", "string", "Subject id.", "path")
 _FID = param("fid", "integer", "Face id.", "path")
-_MODEL = param("model", "string", "Model name (a bundle, or ArcFace).", "path")
-_VERSION = param("version", "string", "Model version.", "path")
 
 
 def op(

@@ -59,8 +59,8 @@ class JsonResponse(Response):
         return dumps(content)
 
 
-def kserve_error(err: FacepipeError, _: Request) -> Response:
-    return JsonResponse({"error": err.message}, status_code=err.http_status)
+class UnknownRoute(NotFound):
+    """A path no route matches: the seed catch-all takes only the services the server serves."""
 
 
 def seed_error(err: FacepipeError, request: Request) -> Response:
@@ -73,8 +73,8 @@ def seed_error(err: FacepipeError, request: Request) -> Response:
     return JsonResponse(body, status_code=503 if isinstance(err, Overloaded) else 200)
 
 
-class UnknownRoute(NotFound):
-    """A path no route matches: the seed catch-all takes only the services the server serves."""
+def kserve_error(err: FacepipeError, _: Request) -> Response:
+    return JsonResponse({"error": err.message}, status_code=err.http_status)
 
 
 def seed_routes(state: ServerState, edge: Edge) -> list[Route]:
