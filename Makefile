@@ -10,7 +10,7 @@ MODEL_STAMP := $(MODELS)/mobilefacenet/1/bundle.json
 SRC := src tests bench examples
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test install models lint clean protos
+.PHONY: serve test install models lint clean protos swagger ci-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ lint: install
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
 
-test: models lint
+# system packages for the tests (Debian's chromium for the browser tests); idempotent
+ci-deps:
+	scripts/ci-deps.sh
+
+test: models lint ci-deps
 	FACEPIPE_MODELS=$(MODELS) $(BIN)/pytest -q
 
 clean:
@@ -49,3 +53,21 @@ protos: install
 		src/facepipe/protos/pipeline_service.proto src/facepipe/protos/grpc_predict_v2.proto \
 		src/facepipe/protos/face_service.proto
 	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' src/facepipe/protos/*_pb2.py
+
+# Re-vendor Swagger UI (committed under src/facepipe/edges/static/swagger/, served at /docs): the pinned
+# npm tarball, its sha256 checked, the files /docs serves copied out unchanged, VERSION rewritten.
+SWAGGER_VERSION := 5.35.0
+SWAGGER_SHA256 := 1b8e891893404ea4c3558b6a87e2a3e494e7eedba41168c2ece5800a391a6ea6
+SWAGGER_DIR := src/facepipe/edges/static/swagger
+SWAGGER_FILES := LICENSE NOTICE swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css
+swagger:
+	rm -rf .swagger && mkdir .swagger
+	cd .swagger && npm pack -q swagger-ui-dist@$(SWAGGER_VERSION) >/dev/null
+	echo "$(SWAGGER_SHA256)  .swagger/swagger-ui-dist-$(SWAGGER_VERSION).tgz" | sha256sum -c -
+	tar xzf .swagger/swagger-ui-dist-$(SWAGGER_VERSION).tgz -C .swagger
+	cd .swagger/package && cp $(SWAGGER_FILES) $(CURDIR)/$(SWAGGER_DIR)/
+	{ echo "swagger-ui-dist $(SWAGGER_VERSION) (npm), files copied unchanged from the package tarball"; \
+	  echo "tarball sha256 $(SWAGGER_SHA256)"; \
+	  cd $(SWAGGER_DIR) && sha256sum $(SWAGGER_FILES); } > $(SWAGGER_DIR)/VERSION.new
+	mv $(SWAGGER_DIR)/VERSION.new $(SWAGGER_DIR)/VERSION
+	rm -rf .swagger

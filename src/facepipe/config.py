@@ -20,6 +20,8 @@ class _Strict(BaseModel):
 
 class TracerConfig(_Strict):
     interval_s: float = Field(10.0, ge=0, description="0 disables the tracer log")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=4096, description="rotate pipeline.tracer past this size")
+    backups: int = Field(3, ge=0, le=100, description="rotated files kept: pipeline.tracer.1 ... .N")
 
 
 class DagConfig(_Strict):

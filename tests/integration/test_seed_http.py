@@ -62,7 +62,6 @@ def test_any_method_name_is_accepted(server: Running, face_b64: str) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "err_no", "message"),
     [
-        ("/Nope/prediction", b'{"key": ["image"], "value": ["x"]}', 3002, "service 'Nope' is not served"),
         ("/ArcFace/prediction", b"{not json", 5000, "not valid JSON"),
         ("/ArcFace/prediction", b'{"key": ["foo"], "value": ["x"]}', 5000, "missing key"),
         ("/ArcFace/prediction", b'{"key": ["image"], "value": []}', 5000, "same length"),

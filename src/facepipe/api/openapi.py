@@ -1,121 +1,243 @@
-"""The OpenAPI 3 document of the face API (``GET /openapi.json``)."""
+"""The OpenAPI 3 document of every public HTTP route (``GET /openapi.json``, browsable at ``/docs``):
+the seed pipeline protocol, KServe v2 with its repository extension, the ``/v1`` face and gallery API,
+the admin routes and the operations probes, with request and response schemas, errors and the
+``x-api-key`` security scheme. Schemas live in ``api/openapi_schemas.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from facepipe import __version__
+from facepipe.api.openapi_schemas import Schema, ref, schemas
 
-_IMAGES = {
-    "multipart/form-data": {
-        "schema": {"type": "object", "additionalProperties": {"type": "string", "format": "binary"}}
-    },
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "images": {"type": "array", "items": {"type": "string", "format": "byte"}},
-                "image": {"type": "string", "format": "byte"},
-                "embeddings": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-            },
-        }
-    },
+Op = dict[str, Any]
+_ERRORS = {
+    "400": ("BadRequest", "bad input, naming the image or parameter"),
+    "401": ("Unauthorized", "missing or unknown x-api-key"),
+    "403": ("Forbidden", "read-only key on a write, or no key configured"),
+    "404": ("NotFound", "unknown subject, face, model or route"),
+    "409": ("Conflict", "existing id, or embeddings of another model"),
+    "413": ("TooLarge", "body or image over the limit"),
+    "415": ("Unsupported", "not a JPEG, PNG, WebP or BMP image"),
+    "503": ("Overloaded", "overloaded or not ready"),
+    "504": ("Timeout", "deadline exceeded"),
 }
+READ: list[dict[str, list[str]]] = [{"ApiKey": []}, {}]  # read routes: open while no key is configured
+WRITE: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
-def _q(name: str, kind: str, text: str, **extra: Any) -> dict[str, Any]:
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _images() -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    form = {"type": "object", "additionalProperties": binary}
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": text,
-        "schema": {"type": kind, **extra},
+        "multipart/form-data": {"schema": form},
+        "image/*": {"schema": binary},
+        **json_content(ref("ImagesJson")),
     }
 
 
+def param(name: str, kind: str, text: str, where: str = "query", **extra: Any) -> dict[str, Any]:
+    out = {"name": name, "in": where, "required": where == "path", "description": text}
+    return out | {"schema": {"type": kind, **extra}}
+
+
 _DETECT = [
-    _q("max_faces", "integer", "At most this many faces per image, largest first (0: all).", minimum=0),
-    _q("min_face_size", "number", "Smallest face side in pixels (default from config, 40).", minimum=12),
-    _q("det_threshold", "number", "Final (O-Net) detection score threshold.", minimum=0, maximum=1),
-    _q("liveness", "boolean", "Add the anti-spoofing score to each face."),
-    _q("detector", "string", "Detector (mtcnn)."),
+    param("max_faces", "integer", "At most this many faces per image, largest first (0: all).", minimum=0),
+    param("min_face_size", "number", "Smallest face side in pixels (default 40).", minimum=12),
+    param("det_threshold", "number", "Final detection score threshold.", minimum=0, maximum=1),
+    param("liveness", "boolean", "Add the anti-spoofing score to each face."),
+    param("detector", "string", "Detector: mtcnn, or blazeface where installed."),
 ]
-_FACE = {
-    "type": "object",
-    "properties": {
-        "box": {"type": "object", "properties": {k: {"type": "number"} for k in ("x1", "y1", "x2", "y2")}},
-        "score": {"type": "number"},
-        "size": {"type": "number"},
-        "landmarks": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        "embedding": {"type": "array", "items": {"type": "number"}},
-        "liveness": {
-            "type": "object",
-            "properties": {"score": {"type": "number"}, "real": {"type": "boolean"}},
-        },
-    },
-}
-_ERROR = {
-    "description": "Bad input (400), body too large (413), unsupported image format (415), overloaded (503)",
-    "content": {
-        "application/json": {"schema": {"type": "object", "properties": {"error": {"type": "object"}}}}
-    },
-}
+_SID = param("sid", "string", "Subject id.", "path")
+_FID = param("fid", "integer", "Face id.", "path")
 
 
-def _op(summary: str, params: list[dict[str, Any]], result: dict[str, Any]) -> dict[str, Any]:
+def op(
+    summary: str,
+    answer: Schema | None,
+    errors: str,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    status: str = "200",
+    tag: str = "face",
+    security: list[dict[str, Any]] | None = None,
+    content: dict[str, Any] | None = None,
+    kserve: bool = False,
+) -> Op:
+    """One operation: its summary, parameters, body, answer and the error statuses it may give."""
+    ok: dict[str, Any] = {"description": "OK"}
+    if answer is not None or content is not None:
+        ok["content"] = content or json_content(answer or {})
+    responses = {status: ok}
+    prefix = "KServe" if kserve else ""
+    responses |= {s: {"$ref": f"#/components/responses/{prefix}{_ERRORS[s][0]}"} for s in errors.split()}
+    out: Op = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        out["parameters"] = params
+    if body is not None:
+        out["requestBody"] = {"required": True, "content": body}
+    if security is not None:
+        out["security"] = security
+    return out
+
+
+def face_paths() -> dict[str, dict[str, Op]]:
+    images, photos = _images(), ref("Detections")
+    thr = param("threshold", "number", "Match threshold (default from config).")
+    k = param("k", "integer", "Candidates per face (1..100).", minimum=1, maximum=100)
+    aligned = param("aligned", "boolean", "Images are aligned 112x112 crops: no detection.")
+    e = "400 413 415 503 504"
     return {
-        "post": {
-            "summary": summary,
-            "parameters": params,
-            "requestBody": {"required": True, "content": _IMAGES},
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": result}}},
-                "4XX": _ERROR,
-            },
-        }
+        "/v1/detect": {
+            "post": op("Faces, boxes, scores, landmarks per image", photos, e, params=_DETECT, body=images)
+        },
+        "/v1/embed": {
+            "post": op(
+                "Embeddings of every face, or of aligned crops",
+                ref("Embeddings"),
+                e,
+                params=[*_DETECT, aligned],
+                body=images,
+            )
+        },
+        "/v1/verify": {
+            "post": op(
+                "Two images (largest face each) or two embeddings: same person?",
+                ref("Verification"),
+                e,
+                params=[*_DETECT, thr],
+                body=images,
+            )
+        },
+        "/v1/identify": {
+            "post": op(
+                "Who is in these photos (1:N against the gallery)",
+                ref("Identification"),
+                "400 401 403 409 413 415 503",
+                params=[*_DETECT, k, thr],
+                body=images,
+                tag="gallery",
+                security=READ,
+            )
+        },
+        "/v1/identify/embeddings": {
+            "post": op(
+                "Nearest subjects of embeddings",
+                ref("EmbeddingMatches"),
+                "400 401 403 409 503",
+                body=json_content(ref("EmbeddingsQuery")),
+                tag="gallery",
+                security=READ,
+            )
+        },
+    }
+
+
+def gallery_paths() -> dict[str, dict[str, Op]]:
+    def g(summary: str, answer: Schema | None, errors: str, write: bool, **kw: Any) -> Op:
+        return op(summary, answer, errors, tag="gallery", security=WRITE if write else READ, **kw)
+
+    paging = [
+        param("offset", "integer", "Skip this many subjects.", minimum=0),
+        param("limit", "integer", "At most this many (1..1000, default 100).", minimum=1, maximum=1000),
+    ]
+    enrol = [
+        param(
+            "on_no_face", "string", "error (default: 400, nothing enrolled) or skip.", enum=["error", "skip"]
+        ),
+        param("on_many_faces", "string", "largest (default) or error.", enum=["largest", "error"]),
+        param("aligned", "boolean", "Images are aligned 112x112 crops."),
+        *_DETECT,
+    ]
+    png = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "/v1/subjects": {
+            "post": g(
+                "Create a subject",
+                ref("Subject"),
+                "400 401 403 409",
+                True,
+                body=json_content(ref("NewSubject")),
+                status="201",
+            ),
+            "get": g("List subjects", ref("SubjectList"), "400 401 403", False, params=paging),
+        },
+        "/v1/subjects/{sid}": {
+            "get": g("A subject", ref("Subject"), "401 403 404", False, params=[_SID]),
+            "patch": g(
+                "Rename or re-tag a subject",
+                ref("Subject"),
+                "400 401 403 404",
+                True,
+                params=[_SID],
+                body=json_content(ref("SubjectUpdate")),
+            ),
+            "delete": g(
+                "Delete a subject and its faces", ref("SubjectDeleted"), "401 403 404", True, params=[_SID]
+            ),
+        },
+        "/v1/subjects/{sid}/faces": {
+            "post": g(
+                "Enrol the best face of each image",
+                ref("Enrolment"),
+                "400 401 403 404 409 413 415 503",
+                True,
+                params=[_SID, *enrol],
+                body=_images(),
+                status="201",
+            ),
+            "get": g("The faces of a subject", ref("FaceList"), "401 403 404", False, params=[_SID]),
+        },
+        "/v1/faces/{fid}": {
+            "get": g(
+                "A face record (no embedding)", ref("FaceRecord"), "400 401 403 404", False, params=[_FID]
+            ),
+            "delete": g("Delete a face", ref("FaceDeleted"), "400 401 403 404", True, params=[_FID]),
+        },
+        "/v1/faces/{fid}/crop": {
+            "get": g("The stored aligned crop", None, "400 401 403 404", False, params=[_FID], content=png),
+        },
     }
 
 
 def document() -> dict[str, Any]:
-    photos = {
-        "type": "object",
-        "properties": {
-            "results": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "integer"},
-                        "width": {"type": "integer"},
-                        "height": {"type": "integer"},
-                        "faces": {"type": "array", "items": _FACE},
-                    },
-                },
-            }
-        },
-    }
-    verify = {
-        "type": "object",
-        "properties": {
-            k: {"type": t}
-            for k, t in (("similarity", "number"), ("threshold", "number"), ("match", "boolean"))
-        },
-    }
+    from facepipe.api.openapi_paths import admin_paths, kserve_paths, seed_paths
+
+    paths = {**face_paths(), **gallery_paths(), **kserve_paths(), **admin_paths(), **seed_paths()}
+    responses = {}
+    for name, text in _ERRORS.values():
+        responses[name] = {"description": text, "content": json_content(ref("Error"))}
+        responses["KServe" + name] = {"description": text, "content": json_content(ref("KServeError"))}
     return {
         "openapi": "3.0.3",
-        "info": {"title": "facepipe face API", "version": __version__},
-        "paths": {
-            "/v1/detect": _op("Faces with boxes, scores and 5 landmarks, per image", _DETECT, photos),
-            "/v1/embed": _op(
-                "Embeddings of the faces in photos, or of aligned crops with aligned=true",
-                [*_DETECT, _q("aligned", "boolean", "Images are aligned 112x112 crops: no detection.")],
-                photos,
-            ),
-            "/v1/verify": _op(
-                "Two images (largest face of each) or two embeddings: cosine similarity and match",
-                [*_DETECT, _q("threshold", "number", "Match threshold (default from config, 0.38).")],
-                verify,
-            ),
+        "info": {
+            "title": "facepipe",
+            "version": __version__,
+            "description": "Face detection, embedding, verification and 1:N identification; the seed "
+            "pipeline protocol and KServe v2 (Open Inference Protocol). Errors: /v1 answers "
+            '{"error": {"code", "message"}}, KServe {"error": "..."}, the seed protocol HTTP 200 '
+            "with err_no.",
+        },
+        "tags": [
+            {"name": n, "description": d}
+            for n, d in (
+                ("face", "Detection, embedding, verification"),
+                ("gallery", "Subjects, faces, identification"),
+                ("kserve", "Open Inference Protocol v2"),
+                ("admin", "Model repository control (admin key)"),
+                ("seed", "Paddle Serving pipeline protocol"),
+                ("operations", "Probes, metrics, this document"),
+            )
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "responses": responses,
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },
     }

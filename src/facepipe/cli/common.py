@@ -6,17 +6,16 @@ command line was refused (bad input, not found, unauthorised); 3 the server fail
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 
+from facepipe.client.shapes import to_json
 from facepipe.errors import FacepipeError, MissingDependency
 
 app = typer.Typer(
@@ -44,31 +43,33 @@ SERVER_MODULES = ("onnx", "onnxruntime", "openvino", "cv2", "yaml", "pydantic", 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
+LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+def _main(
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="-v: info and HTTP request logs; -vv: debug.")
+    ] = 0,
+) -> None:
+    """Quiet by default: warnings and errors only (``serve`` also logs its own progress)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=LEVELS[min(verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
 
 
-def plain(obj: Any) -> Any:
-    """Dataclasses, numpy arrays and tuples as JSON-ready values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, np.ndarray):
-        return np.round(obj.astype(np.float64), 6).tolist()
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.floating | np.integer):
-        return obj.item()
-    return obj
+def server_logging() -> None:
+    """``serve``: facepipe's own INFO lines (start-up, URLs, reloads) even without ``-v``."""
+    logger = logging.getLogger("facepipe")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 def emit_json(obj: Any) -> None:
-    out.print_json(json.dumps(plain(obj)))
+    """JSON for scripts, in the server's own shapes (``facepipe.client.shapes``)."""
+    out.print_json(json.dumps(to_json(obj)))
 
 
 def exit_code(err: FacepipeError) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -46,13 +46,33 @@ def embed(
     files: Files,
     url: Url = DEFAULT_URL,
     aligned: Annotated[bool, typer.Option(help="Files are aligned 112x112 crops.")] = False,
+    as_json: AsJson = False,
 ) -> None:
-    """Print embeddings as JSON (every face of each photo, or one per aligned crop).
+    """Embeddings of every face of each photo (or of each aligned crop); --json prints the vectors.
 
-    Example: facepipe embed a.jpg b.jpg > embeddings.json
+    Example: facepipe embed a.jpg b.jpg --json > embeddings.json
     """
     with Client(url) as c:
-        emit_json(c.embed_aligned(files) if aligned else c.embed(files))
+        if aligned:
+            vectors = c.embed_aligned(files)
+            rows = [{"image": i, "embedding": v} for i, v in enumerate(vectors)]
+            emit_json(rows) if as_json else out.print(_vectors_table(files, [[v] for v in vectors]))
+            return
+        results = c.embed(files)
+    if as_json:
+        emit_json(results)
+        return
+    out.print(_vectors_table(files, [[f.embedding for f in r.faces] for r in results]))
+
+
+def _vectors_table(files: list[Path], vectors: list[list[Any]]) -> Table:
+    table = Table("image", "face", "dim", "first values")
+    for path, faces in zip(files, vectors, strict=True):
+        if not faces:
+            table.add_row(path.name, "-", "no face", "")
+        for j, v in enumerate(faces):
+            table.add_row(path.name, str(j), str(len(v)), " ".join(f"{x:+.3f}" for x in v[:4]) + " ...")
+    return table
 
 
 @app.command("verify")
@@ -82,7 +102,7 @@ def identify(
     files: Files,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
-    k: Annotated[int, typer.Option(help="Candidates per face.")] = 1,
+    k: Annotated[int, typer.Option("-k", "--k", help="Candidates per face (1..100).")] = 1,
     as_json: AsJson = False,
 ) -> None:
     """Who is in these photos (1:N against the gallery)? Exit code 0 if any face matched, 1 if none.
@@ -92,5 +112,5 @@ def identify(
     with Client(url, api_key) as c:
         results = c.identify(files, k)
     emit_json(results) if as_json else out.print(_faces_table(files, results, matches=True))
-    matched = any(m.match for r in results for f in r.faces for m in f.matches)
+    matched = any(m.match for r in results for f in r.faces for m in f.matches or [])
     raise typer.Exit(0 if matched else EXIT_NO_MATCH)

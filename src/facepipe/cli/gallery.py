@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -12,6 +16,7 @@ from rich.table import Table
 
 from facepipe.cli.common import (
     DEFAULT_URL,
+    EXIT_REFUSED,
     IMAGE_SUFFIXES,
     ApiKey,
     AsJson,
@@ -25,26 +30,85 @@ from facepipe.cli.common import (
     out,
 )
 from facepipe.client import Client
-from facepipe.errors import Conflict
+from facepipe.errors import Conflict, InvalidInput, NotFound
 
 gallery_app = typer.Typer(help="The face gallery: bulk enrolment, listing, deletion, re-embedding.")
 app.add_typer(gallery_app, name="gallery", no_args_is_help=True)
 
 
-def _todo(c: Client, root: Path) -> list[tuple[str, list[Path]]]:
-    """Per sub-folder (subject id), the images not enrolled yet (by sha256, as the server has them)."""
+@dataclass(slots=True)
+class Tally:
+    """What a bulk enrolment did, file by file."""
+
+    enrolled: int = 0
+    subjects: set[str] = field(default_factory=set)
+    already: int = 0
+    no_face: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _todo(c: Client, root: Path, tally: Tally) -> list[tuple[str, list[Path], bool]]:
+    """Per sub-folder (subject id): the images not enrolled yet (by sha256, as the server has them),
+    and whether the subject is new (created only once one of its faces is enrolled)."""
     work = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         try:
-            c.create_subject(folder.name.replace("_", " "), id=folder.name)
-            done: set[str] = set()
-        except Conflict:
             done = {f.image_sha256 for f in c.faces(folder.name)}
+            new = False
+        except NotFound:
+            done, new = set(), True
         left = [p for p in images if hashlib.sha256(p.read_bytes()).hexdigest() not in done]
+        tally.already += len(images) - len(left)
         if left:
-            work.append((folder.name, left))
+            work.append((folder.name, left, new))
     return work
+
+
+def _send(c: Client, sid: str, files: list[Path], tally: Tally) -> None:
+    """One request for ``files``; if the server refuses it (one bad file fails the request, naming
+    its index), each file again on its own, so that only the bad ones are left out, by name."""
+    try:
+        result = c.enrol(sid, files, on_no_face="skip")
+    except InvalidInput as exc:
+        if len(files) == 1:
+            tally.failed.append((files[0], exc.message.removeprefix("image[0]: ")))
+            return
+        for f in files:
+            _send(c, sid, [f], tally)
+        return
+    tally.enrolled += len(result.faces)
+    if result.faces:
+        tally.subjects.add(sid)
+    tally.no_face += [files[i] for i in result.skipped]
+
+
+def _enrol_subject(
+    c: Client, sid: str, files: list[Path], new: bool, batch: int, tally: Tally, advance: Callable[[int], Any]
+) -> None:
+    if new:
+        with contextlib.suppress(Conflict):  # made meanwhile by someone else: enrol into it
+            c.create_subject(sid.replace("_", " "), id=sid)
+    before = tally.enrolled
+    for i in range(0, len(files), batch):
+        _send(c, sid, files[i : i + batch], tally)
+        advance(len(files[i : i + batch]))
+    if new and tally.enrolled == before and not c.faces(sid):
+        c.delete_subject(sid)  # nothing of it could be enrolled: no empty subject left behind
+
+
+def _report(tally: Tally, total: int) -> None:
+    if not total:
+        out.print(f"nothing to enrol: all {tally.already} images are already enrolled")
+        return
+    out.print(
+        f"{tally.enrolled} faces enrolled to {len(tally.subjects)} subjects; "
+        f"{tally.already} images already enrolled; {len(tally.no_face)} images without a face skipped"
+    )
+    for path in tally.no_face:
+        out.print(f"  no face: {path}")
+    for path, why in tally.failed:
+        console.print(f"[red]failed:[/] {path}: {why}")
 
 
 @gallery_app.command("enroll")
@@ -54,24 +118,24 @@ def enroll(
     api_key: ApiKey = None,
     batch: Annotated[int, typer.Option(help="Images per request.")] = 8,
 ) -> None:
-    """Enrol a folder tree: ROOT/<subject id>/*.jpg. Resumable: images already enrolled are skipped.
+    """Enrol a folder tree: ROOT/<subject id>/*.jpg. Resumable: images already enrolled are skipped
+    (and counted). A file the server refuses (not an image, corrupt) is named and left out; the
+    others are enrolled; the exit code is then 2.
 
     Example: facepipe gallery enroll ./people --api-key $KEY
     """
+    tally = Tally()
     with Client(url, api_key, timeout=120) as c:
-        work = _todo(c, root)
-        total = sum(len(files) for _, files in work)
-        enrolled = skipped = 0
-        with Progress(console=console) as bar:
-            task = bar.add_task("enrolling", total=total)
-            for sid, files in work:
-                for i in range(0, len(files), batch):
-                    chunk = files[i : i + batch]
-                    result = c.enrol(sid, chunk, on_no_face="skip")
-                    enrolled += len(result.faces)
-                    skipped += len(result.skipped)
-                    bar.advance(task, len(chunk))
-    out.print(f"{enrolled} faces enrolled to {len(work)} subjects; {skipped} images without a face skipped")
+        work = _todo(c, root, tally)
+        total = sum(len(files) for _, files, _ in work)
+        if total:
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("enrolling", total=total)
+                for sid, files, new in work:
+                    _enrol_subject(c, sid, files, new, batch, tally, partial(bar.advance, task))
+    _report(tally, total)
+    if tally.failed:
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @gallery_app.command("list")

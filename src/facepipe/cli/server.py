@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facepipe.cli.common import ModelsDir, app, console, need_server
+from facepipe.cli.common import ModelsDir, app, console, need_server, server_logging
 
 models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -53,12 +53,12 @@ def models_list(
     if url:
         import httpx
 
-        from facepipe.errors import Unreachable
+        from facepipe.client import unreachable
 
         try:
             rows = httpx.post(url.rstrip("/") + "/v2/repository/index", timeout=30).json()
         except httpx.HTTPError as exc:
-            raise Unreachable(f"cannot reach {url}: {exc}") from None
+            raise unreachable(url, exc) from None
         for r in rows:
             table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
     else:
@@ -112,6 +112,9 @@ def serve(
     http_port: Annotated[int | None, typer.Option(help="HTTP port (default 9998).")] = None,
     rpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 18091).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    log_dir: Annotated[
+        str | None, typer.Option(help="Directory of the tracer log (config log_dir; PipelineServingLogs).")
+    ] = None,
     models: ModelsDir = Path("models"),
     data: Annotated[Path, typer.Option(envvar="FACEPIPE_DATA", help="Data directory (gallery).")] = Path(
         "data"
@@ -129,8 +132,9 @@ def serve(
     from facepipe.server.app import build_server
     from facepipe.server.workers import serve_workers
 
+    server_logging()
     cfg = load_config(config)
-    overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host}
+    overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host, "log_dir": log_dir}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
     if cfg.worker_num == 1:

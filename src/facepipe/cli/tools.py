@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.progress import MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
 from facepipe.cli.common import DEFAULT_URL, IMAGE_SUFFIXES, ApiKey, Url, app, console, emit_json, out
@@ -18,6 +21,44 @@ bench_app = typer.Typer(help="Load generator: concurrency sweeps and fixed-rate 
 eval_app = typer.Typer(help="Accuracy of a running server on labelled pairs.")
 app.add_typer(bench_app, name="bench", no_args_is_help=True)
 app.add_typer(eval_app, name="eval", no_args_is_help=True)
+
+
+class TimedBars:
+    """One progress bar per timed run (a bench level), filled by the clock while the run goes on."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console)
+        self._task: TaskID | None = None
+        self._t0, self._seconds = 0.0, 0.0
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="bench-bars", daemon=True)
+
+    def __enter__(self) -> TimedBars:
+        self.bars.start()
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._ticker.join()
+        self._finish()
+        self.bars.stop()
+
+    def start(self, what: str, seconds: float) -> None:
+        self._finish()
+        self._t0, self._seconds = time.monotonic(), seconds
+        self._task = self.bars.add_task(what, total=seconds)
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            self.bars.update(self._task, completed=self._seconds)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.2):
+            task = self._task
+            if task is not None:
+                done = min(self._seconds, time.monotonic() - self._t0)
+                self.bars.update(task, completed=done)
 
 
 def _images(paths: list[Path], limit: int) -> list[bytes]:
@@ -93,6 +134,8 @@ def bench_run(
     from facepipe.tools import plots
 
     mode, levels = ("rate", _ints(rate)) if rate else ("concurrency", _ints(concurrency))
+    if not protocol.endswith("-grpc"):
+        benchmark.reachable(url.rstrip("/"))
     target = benchmark.target(protocol, url.rstrip("/"), grpc, _images(images, max_images), api_key)
     rows: list[tuple[str, Level | None]] = []
 
@@ -100,7 +143,8 @@ def bench_run(
         rows.append((protocol, lv))
         console.print(f"{mode} {lv.concurrency}: {lv.qps:.1f} req/s, p99 {lv.p99_ms:.1f} ms")
 
-    result = benchmark.sweep(target, levels, duration, mode, processes, warmup, show)
+    with TimedBars() as bars:
+        result = benchmark.sweep(target, levels, duration, mode, processes, warmup, show, bars.start)
     out.print(_table(rows, mode))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
@@ -147,6 +191,7 @@ def eval_lfw(
     ],
     url: Url = DEFAULT_URL,
     concurrency: int = 8,
+    detector: Annotated[str, typer.Option(help="Detector: mtcnn, or blazeface where installed.")] = "mtcnn",
     as_json: Annotated[bool, typer.Option("--json")] = False,
     plots: Annotated[Path | None, typer.Option(help="Write PREFIX-roc.png and PREFIX-scores.png.")] = None,
 ) -> None:
@@ -156,9 +201,11 @@ def eval_lfw(
 
     Example: facepipe eval lfw --data ../shared/data/lfw-dev --plots lfw
     """
-    from facepipe.tools.eval_server import lfw
+    from facepipe.tools.eval_server import lfw, lfw_images
 
-    res = lfw(url, data, concurrency, keep_scores=True)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task(f"embedding ({detector})", total=lfw_images(data))
+        res = lfw(url, data, concurrency, True, detector, lambda n: bar.advance(task, n))
     _pictures(
         res,
         plots,

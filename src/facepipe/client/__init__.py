@@ -14,6 +14,7 @@ from facepipe.client._client import (
     Match,
     Subject,
     Verification,
+    unreachable,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Match",
     "Subject",
     "Verification",
+    "unreachable",
 ]

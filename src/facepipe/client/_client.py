@@ -52,6 +52,7 @@ __all__ = [
     "Match",
     "Subject",
     "Verification",
+    "unreachable",
 ]
 T = TypeVar("T")
 RETRY_STATUS = 503
@@ -69,6 +70,17 @@ def _result(call: Call[T], response: httpx.Response) -> T:
             body = response.text
         raise server_error(response.status_code, body)
     return call.parse(response.content if call.raw else response.json())
+
+
+def unreachable(url: Any, exc: Exception) -> Unreachable:
+    """The error for a failed connection; a gRPC port given as the HTTP URL says so (an HTTP/2-only
+    server answers HTTP/1.1 with a protocol error such as "illegal request line")."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return Unreachable(
+            f"{url} does not speak HTTP/1.1 ({exc}): is it the gRPC port? Give the HTTP port as --url "
+            "(http_port, 9998 by default); the gRPC port (rpc_port, 18091) is for gRPC clients"
+        )
+    return Unreachable(f"cannot reach {url}: {exc}")
 
 
 def _backoff(attempt: int, base: float) -> float:
@@ -130,7 +142,7 @@ class Client(_Base):
             try:
                 r = self._http.request(call.method, call.path, **_request(call))
             except httpx.TransportError as exc:
-                raise Unreachable(f"cannot reach {self._http.base_url}: {exc}") from None
+                raise unreachable(self._http.base_url, exc) from None
             if r.status_code != RETRY_STATUS or attempt == self.retries:
                 return _result(call, r)
             time.sleep(_backoff(attempt, self.backoff_s))
@@ -222,7 +234,7 @@ class AsyncClient(_Base):
             try:
                 r = await self._http.request(call.method, call.path, **_request(call))
             except httpx.TransportError as exc:
-                raise Unreachable(f"cannot reach {self._http.base_url}: {exc}") from None
+                raise unreachable(self._http.base_url, exc) from None
             if r.status_code != RETRY_STATUS or attempt == self.retries:
                 return _result(call, r)
             await asyncio.sleep(_backoff(attempt, self.backoff_s))

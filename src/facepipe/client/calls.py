@@ -51,7 +51,7 @@ class DetectedFace:
     liveness: float | None = None
     real: bool | None = None
     embedding: np.ndarray | None = None
-    matches: list[Match] = field(default_factory=list)
+    matches: list[Match] | None = None  # /v1/identify only (best first); None where not asked
 
 
 @dataclass(slots=True)
@@ -67,6 +67,8 @@ class Verification:
     similarity: float
     threshold: float
     match: bool
+    model: dict[str, str] = field(default_factory=dict)
+    faces: list[DetectedFace] = field(default_factory=list)  # the face compared in each image
 
 
 @dataclass(slots=True)
@@ -75,6 +77,7 @@ class Subject:
     name: str
     metadata: dict[str, Any]
     faces: int
+    created: float = 0.0  # unix time
 
 
 @dataclass(slots=True)
@@ -119,15 +122,17 @@ _ERRORS: dict[str, type[errors.FacepipeError]] = {
 }
 
 
+_BY_STATUS = {c.http_status: c for c in reversed(_ERRORS.values())}  # the first class of each status
+
+
 def server_error(status: int, body: Any) -> errors.FacepipeError:
     """The exception for an error answer: the server's own error class where it names one."""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         cls = _ERRORS.get(str(err.get("code")), errors.FacepipeError)
         return cls(str(err.get("message", "")))
-    if isinstance(err, str):  # KServe v2 form
-        return (errors.NotFound if status == 404 else errors.InvalidInput)(err)
-    return errors.FacepipeError(f"HTTP {status}: {str(body)[:200]}")
+    message = err if isinstance(err, str) else f"HTTP {status}: {str(body)[:200]}"  # KServe form, or none
+    return _BY_STATUS.get(status, errors.InvalidInput if status < 500 else errors.FacepipeError)(message)
 
 
 def _read(image: Image) -> tuple[str, bytes]:
@@ -159,7 +164,7 @@ def _face(doc: dict[str, Any]) -> DetectedFace:
         live.get("score"),
         live.get("real"),
         None if emb is None else np.asarray(emb, np.float32),
-        [Match(**m) for m in doc.get("matches", [])],
+        None if "matches" not in doc else [Match(**m) for m in doc["matches"]],
     )
 
 
@@ -171,7 +176,7 @@ def _images(doc: dict[str, Any]) -> list[ImageResult]:
 
 
 def _subject(doc: dict[str, Any]) -> Subject:
-    return Subject(doc["id"], doc["name"], doc["metadata"], doc["faces"])
+    return Subject(doc["id"], doc["name"], doc["metadata"], doc["faces"], doc.get("created", 0.0))
 
 
 def detect(images: Sequence[Image], **params: Any) -> Call[list[ImageResult]]:
@@ -191,7 +196,8 @@ def embed_aligned(images: Sequence[Image]) -> Call[np.ndarray]:
 
 def verify(a: Image, b: Image, threshold: float | None = None) -> Call[Verification]:
     def parse(doc: dict[str, Any]) -> Verification:
-        return Verification(doc["similarity"], doc["threshold"], doc["match"])
+        faces = [_face(f) for f in doc.get("faces", [])]
+        return Verification(doc["similarity"], doc["threshold"], doc["match"], doc.get("model", {}), faces)
 
     data = _form({"threshold": threshold})
     return Call("POST", "/v1/verify", parse, files=_files([a, b]), data=data, rpc="Verify")

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -58,7 +59,14 @@ class JsonResponse(Response):
         return dumps(content)
 
 
+class UnknownRoute(NotFound):
+    """A path no route matches: the seed catch-all takes only the services the server serves."""
+
+
 def seed_error(err: FacepipeError, request: Request) -> Response:
+    if isinstance(err, UnknownRoute):  # both forms: a typo'd route is a 404, a seed client reads err_no
+        body = {"error": {"code": err.code, "message": err.message}, "err_no": err.seed_err_no}
+        return JsonResponse(body | {"err_msg": err.message, "key": [], "value": []}, status_code=404)
     logid = request.scope.get("facepipe.logid")
     body = {"err_no": err.seed_err_no, "err_msg": err.message, "key": [], "value": [], "tensors": []}
     body["logid"] = logid
@@ -72,6 +80,11 @@ def kserve_error(err: FacepipeError, _: Request) -> Response:
 def seed_routes(state: ServerState, edge: Edge) -> list[Route]:
     async def prediction(request: Request) -> Response:
         name = request.path_params["service"]
+        if name not in state.seed:
+            raise UnknownRoute(
+                f"no route {request.method} {request.url.path}; see /openapi.json "
+                f"(seed services: {sorted(state.seed)})"
+            )
         body = await read_body(request, state.max_body_bytes)
         logid, feed = seed.parse_json(body)
         request.scope["facepipe.logid"] = logid
@@ -228,7 +241,18 @@ def ops_routes(state: ServerState) -> list[Route]:
 def build_app(
     state: ServerState, edge: Edge, extra: list[Route] | None = None, server_version: str = ""
 ) -> Starlette:
-    """Routes in order: ops, KServe v2, the caller's own (e.g. /v1), then the seed catch-all."""
+    """Routes in order: ops, KServe v2, the caller's own (e.g. /v1), then the seed catch-all (for
+    the services the server serves; any other path answers 404 in JSON)."""
     routes = ops_routes(state) + kserve_routes(state, edge, server_version) + control_routes(state, edge)
     routes += (extra or []) + seed_routes(state, edge)
-    return Starlette(routes=routes)
+    handlers = {404: no_route, 405: no_route}
+    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+
+
+async def no_route(request: Request, exc: HTTPException) -> Response:
+    """A path no route takes (404) or a method the path does not have (405), in JSON like /v1."""
+    what = "no route" if exc.status_code == 404 else "method not allowed:"
+    message = f"{what} {request.method} {request.url.path}; the routes are in /openapi.json"
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    body = {"error": {"code": code, "message": message}}
+    return JsonResponse(body, status_code=exc.status_code, headers=exc.headers)

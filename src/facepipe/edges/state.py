@@ -60,17 +60,25 @@ class ServerState:
         return versions.get(version)
 
     def index(self) -> list[dict[str, str]]:
-        """The repository index (KServe repository extension): every version, its state and why."""
-        if self.repository is None:
-            return []
+        """The repository index (KServe repository extension): every version, its state and why; then
+        every served pipeline that is not a bundle (the seed ``ArcFace`` service), version by version."""
         served = {(n, v) for n, vs in self.models.items() for v in vs.names()}
+        entries = self.repository.index() if self.repository is not None else []
         rows = []
-        for e in self.repository.index():
+        for e in entries:
             row = {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
             if e.state == "READY" and (e.name, e.version) not in served:
                 state, reason = self.statuses.get((e.name, e.version), ("UNAVAILABLE", "not loaded"))
                 row |= {"state": state, "reason": reason}
             rows.append(row)
+        bundles = {e.name for e in entries}
+        for name in sorted(set(self.models) - bundles):
+            versions = self.models[name].names()
+            rows += [{"name": name, "version": v, "state": "READY", "reason": "pipeline"} for v in versions]
+            if not versions:
+                rows.append(
+                    {"name": name, "version": "", "state": "UNAVAILABLE", "reason": "no version loaded"}
+                )
         return rows
 
     def label(self, kind: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""The face API's operations as HTTP ``/v1`` routes, and the OpenAPI document that describes them.
+"""The face API's operations as HTTP ``/v1`` routes (their OpenAPI document: edges/docs.py).
 
 Images come as multipart files (any field name, in order), a raw ``image/*`` body, or JSON
 (``{"images": ["<base64>", ...]}`` or ``{"image": "<base64>"}``); parameters from the query string,
@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from facepipe.api import openapi
 from facepipe.api.auth import HEADER
 from facepipe.api.operation import MAX_IMAGES, Binary, Inputs, Operation, inputs_from_json
 from facepipe.edges.http import JsonResponse, read_body
@@ -58,10 +57,3 @@ def v1_route(op: Operation, edge: Edge, limit: int) -> Route:
         return JsonResponse(out, status_code=op.status)
 
     return edge.route(op.path, route, f"v1:{op.name}", v1_error, [op.method])
-
-
-def openapi_route() -> Route:
-    async def openapi_json(_: Request) -> Response:
-        return JsonResponse(openapi.document())
-
-    return Route("/openapi.json", openapi_json, methods=["GET"])

@@ -68,8 +68,20 @@ def cpu_engine(bundle: Bundle, engine: str) -> str:
     return "openvino" if openvino.installed() and openvino.fits(bundle) else "onnxruntime"
 
 
+def engine_of(bundle: Bundle, spec: RuntimeSpec = CPU) -> str:
+    """The engine ``open_session`` runs ``bundle`` with: openvino, onnxruntime or torch."""
+    return "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+
+
+def platform_of(bundle: Bundle, spec: RuntimeSpec = CPU) -> str:
+    """The KServe/Triton platform string of the engine that runs the bundle (``openvino_onnx``,
+    ``onnxruntime_onnx``, ``pytorch_onnx``): what metadata reports, not a fixed guess."""
+    engine = engine_of(bundle, spec)
+    return ("pytorch" if engine == "torch" else engine) + "_onnx"
+
+
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
-    engine = "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+    engine = engine_of(bundle, spec)
     if engine == "torch":
         from facepipe.runtime.torch_cuda import Device, shared_session
 

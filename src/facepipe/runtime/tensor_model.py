@@ -13,7 +13,7 @@ from facepipe.engine.pipeline import Pipeline
 from facepipe.engine.stage import StageConfig
 from facepipe.models.bundle import Bundle, TensorSpec
 from facepipe.models.servable import check_inputs
-from facepipe.runtime import CPU, RuntimeSpec, open_session
+from facepipe.runtime import CPU, RuntimeSpec, open_session, platform_of
 
 
 class TensorOp:
@@ -66,7 +66,7 @@ class TensorModel:
         cls, bundle: Bundle, stage: StageConfig, timeout_s: float, runtime: RuntimeSpec = CPU
     ) -> TensorModel:
         pipeline = Pipeline(bundle.manifest.name, [(stage, partial(TensorOp, bundle, runtime))], timeout_s)
-        return cls(bundle, pipeline)
+        return cls(bundle, pipeline, platform_of(bundle, runtime))
 
     def ready(self) -> bool:
         return self.pipeline.running

@@ -19,11 +19,12 @@ from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Operation
 from facepipe.config import Config
 from facepipe.edges import face_grpc
+from facepipe.edges.docs import docs_routes
 from facepipe.edges.grpc import GrpcEdge
 from facepipe.edges.http import build_app
 from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
-from facepipe.edges.v1 import openapi_route, v1_route
+from facepipe.edges.v1 import v1_route
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.gallery import Gallery
@@ -133,10 +134,33 @@ def build_server(
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]
-    app = build_app(state, edge, [*routes, openapi_route()], server_version=__version__)
+    app = build_app(state, edge, [*routes, *docs_routes(edge)], server_version=__version__)
     grpc_face = face_grpc.handler(ops, edge) if ops else None
     parts.insert(1, GrpcEdge(state, edge, config.host, config.rpc_port, __version__, grpc_face))
     name = "pipeline.tracer" + (f".{worker}" if worker else "")
-    tracer = Tracer(Path(config.log_dir) / name, config.dag.tracer.interval_s, state.pipelines)
-    options = ServerOptions(config.host, config.http_port, sock=sock)
+    t = config.dag.tracer
+    tracer = Tracer(Path(config.log_dir) / name, t.interval_s, state.pipelines, t.max_bytes, t.backups)
+    urls = served_urls(config, state, [op.path for op in ops], grpc_face is not None)
+    options = ServerOptions(config.host, config.http_port, sock=sock, urls=urls)
     return Server(state, app, options, tracer, parts, on_started)
+
+
+def served_urls(config: Config, state: ServerState, v1: list[str], face_grpc: bool) -> tuple[str, ...]:
+    """Every URL the server answers, for the start-up log (what a new user looks for first)."""
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    base, rpc = f"http://{host}:{config.http_port}", f"{host}:{config.rpc_port}"
+    seed = ", ".join(f"{base}/{name}/prediction" for name in sorted(state.seed))
+    lines = [
+        f"API docs (Swagger UI): {base}/docs   OpenAPI: {base}/openapi.json",
+        f"seed pipeline (HTTP): {seed}",
+        f"KServe v2: {base}/v2/models/{{{', '.join(sorted(state.models))}}}[/infer]   index: "
+        f"POST {base}/v2/repository/index",
+    ]
+    if v1:
+        lines.append(f"face API: {base} " + " ".join(dict.fromkeys(v1)))
+    lines += [
+        f"gRPC on {rpc}: seed PipelineService, KServe GRPCInferenceService"
+        + (", facepipe.v1.Face" if face_grpc else ""),
+        f"operations: {base}/healthz {base}/readyz {base}/metrics",
+    ]
+    return tuple(lines)

@@ -45,6 +45,7 @@ class ServerOptions:
     # long behind a busy event loop. 0.5 ms keeps hand-offs short (measured: bench/results/cpu-arcface.md).
     switch_interval_s: float = 0.0005
     sock: socket.socket | None = None  # this worker's socket on a port several worker processes share
+    urls: tuple[str, ...] = ()  # what it serves, logged once it is up
 
 
 class Server:
@@ -121,6 +122,8 @@ class Server:
         self.state.ready = server.started
         if server.started:
             log.info("serving HTTP on %s:%d", o.host, o.http_port)
+            for line in o.urls:
+                log.info("  %s", line)
             if self.on_started is not None:
                 self.on_started()
         try:

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from facepipe.client import unreachable
 from facepipe.errors import InvalidInput
 from facepipe.protos import grpc_predict_v2_pb2 as v2
 from facepipe.protos import pipeline_service_pb2 as seed_pb
@@ -65,6 +68,15 @@ def target(protocol: str, url: str, grpc_target: str, images: list[bytes], api_k
     raise InvalidInput(f"protocol {protocol!r}: expected one of {list(PROTOCOLS)}")
 
 
+def reachable(url: str) -> None:
+    """Raise ``Unreachable`` (with what to do) unless ``url`` answers HTTP: before a sweep, not as a
+    traceback from inside the load generator."""
+    try:
+        httpx.get(url + "/healthz", timeout=10)
+    except httpx.TransportError as exc:
+        raise unreachable(url, exc) from None
+
+
 def run_level(t: Target, seconds: float, concurrency: int = 0, rate: float = 0, processes: int = 1) -> Level:
     if t.protocol.endswith("-grpc"):
         if rate:
@@ -84,12 +96,16 @@ def sweep(
     processes: int,
     warmup_s: float = 2.0,
     progress: Callable[[Level], None] = lambda _: None,
+    starting: Callable[[str, float], None] = lambda _what, _seconds: None,
 ) -> dict[str, Any]:
-    """Warm up, then one run per level (concurrency, or offered rate with ``mode == "rate"``)."""
+    """Warm up, then one run per level (concurrency, or offered rate with ``mode == "rate"``);
+    ``starting(what, seconds)`` before each run, ``progress(level)`` after it."""
     if warmup_s > 0:
+        starting("warm-up", warmup_s)
         run_level(t, warmup_s, concurrency=max(1, min(levels)) if mode == "concurrency" else 1)
     results = []
     for level in levels:
+        starting(f"{mode} {level}", seconds)
         kw = {"rate": float(level)} if mode == "rate" else {"concurrency": level}
         result = run_level(t, seconds, processes=processes, **kw)
         results.append(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import numpy as np
 
 from facepipe.client import AsyncClient, Match
+from facepipe.client.calls import server_error
 from facepipe.errors import Conflict
 from facepipe.tools.evaluation import auc, best_threshold, kfold_accuracy, read_lfw_pairs, tar_at_far
 
@@ -53,9 +55,10 @@ async def embed_files(
     timeout: float = 120,
     detector: str = "mtcnn",
     pick: str = "largest",
+    progress: Callable[[int], Any] = lambda _: None,
 ) -> list[Embedded]:
     """One face of each image (``pick_face``) through ``POST /v1/embed`` (raw body), ``concurrency``
-    at a time."""
+    at a time; ``progress(1)`` after each image."""
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
 
@@ -67,7 +70,9 @@ async def embed_files(
                     content=path.read_bytes(),
                     headers={"content-type": "image/jpeg"},
                 )
-            r.raise_for_status()
+            if r.status_code >= 400:
+                raise server_error(r.status_code, r.json() if r.content[:1] == b"{" else r.text)
+            progress(1)
             face = pick_face(r.json()["results"][0], pick)
             if face is None:
                 return Embedded(None, None)
@@ -88,15 +93,27 @@ def reference_landmarks(path: Path) -> dict[str, np.ndarray]:
         return {r["file"]: np.array([[float(r[f"{p}_x"]), float(r[f"{p}_y"])] for p in POINTS]) for r in rows}
 
 
+def lfw_images(lfw_dir: Path) -> int:
+    """How many distinct images the pairs file names (what ``lfw`` embeds)."""
+    pairs = read_lfw_pairs(lfw_dir / "pairs.txt")
+    return len({p.left for p in pairs} | {p.right for p in pairs})
+
+
 def lfw(
-    url: str, lfw_dir: Path, concurrency: int = 8, keep_scores: bool = False, detector: str = "mtcnn"
+    url: str,
+    lfw_dir: Path,
+    concurrency: int = 8,
+    keep_scores: bool = False,
+    detector: str = "mtcnn",
+    progress: Callable[[int], Any] = lambda _: None,
 ) -> dict[str, Any]:
     """k-fold accuracy and the rest over the pairs file (``keep_scores``: also every pair's score);
-    each image's subject is its face nearest the centre."""
+    each image's subject is its face nearest the centre; ``progress(1)`` after each image."""
     pairs = read_lfw_pairs(lfw_dir / "pairs.txt")
     files = sorted({p.left for p in pairs} | {p.right for p in pairs})
     paths = [lfw_dir / "images" / f for f in files]
-    embedded = asyncio.run(embed_files(url, paths, concurrency, detector=detector, pick="centre"))
+    run = embed_files(url, paths, concurrency, detector=detector, pick="centre", progress=progress)
+    embedded = asyncio.run(run)
     got = dict(zip(files, embedded, strict=True))
 
     def score(a: str, b: str) -> float:
@@ -110,6 +127,7 @@ def lfw(
     out: dict[str, Any] = {
         "pairs": len(pairs),
         "images": len(files),
+        "detector": detector,
         "no_face": sum(1 for e in got.values() if e.embedding is None),
         "folds": len(set(folds.tolist())),
         "accuracy": k.mean,
