@@ -1,0 +1,237 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against a real server with the
+default models and a gallery with keys: every action goes through the page to the real API.
+
+A failing test leaves a screenshot in ``test-results/ui/`` (``FACEPIPE_UI_ARTIFACTS``); each page's
+screenshot is written too (``FACEPIPE_UI_SHOTS=docs/ui`` refreshes the README's pictures).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.conftest import Running, start_server, stop_server
+
+ADMIN, READ = "admin-key-0123456789", "read-key-0123456789ab"
+AUTH = {"auth": {"api_keys": [ADMIN], "read_keys": [READ]}}
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(os.environ.get("FACEPIPE_UI_ARTIFACTS", "test-results/ui"))
+SHOTS = os.environ.get("FACEPIPE_UI_SHOTS")
+# photos/README.md: img1, img2, img4, img5, ... are one person; img13, img14, img15 another
+PERSON_A, PERSON_B = ["img1.jpg", "img2.jpg"], ["img13.jpg", "img14.jpg"]
+
+
+def chromium() -> str:
+    path = os.environ.get("FACEPIPE_CHROMIUM") or shutil.which("chromium")
+    if path is None:  # a failure, not a skip: CI installs it (scripts/ci-deps.sh)
+        raise RuntimeError("chromium not found: run scripts/ci-deps.sh (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def uiserver(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_server(models_dir, tmp_path_factory.mktemp("ui"), AUTH)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Browser, url: str, key: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url + "/")  # "/" redirects to the UI
+    page.fill("#key", key)  # typed once: kept for the browser session
+    page.click("#key-form button")
+    expect(page.locator("#role")).to_have_text("admin key" if key == ADMIN else "read-only")
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def admin(browser: Browser, uiserver: Running, request: pytest.FixtureRequest) -> Iterator[Page]:
+    yield from open_page(browser, uiserver.url, ADMIN, request)
+
+
+@pytest.fixture
+def reader(browser: Browser, uiserver: Running, request: pytest.FixtureRequest) -> Iterator[Page]:
+    yield from open_page(browser, uiserver.url, READ, request)
+
+
+def shoot(page: Page, name: str, tmp: Path) -> None:
+    """A screenshot of the page as users see it: small enough for the README."""
+    path = Path(SHOTS or tmp) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    # photos make full-colour PNGs big: 128 colours, undithered, keep them readable and small
+    Image.open(path).quantize(128, dither=Image.Dither.NONE).save(path, optimize=True)
+    assert path.stat().st_size < 150_000, f"{path}: {path.stat().st_size} bytes"
+
+
+def drop(page: Page, selector: str, paths: list[Path]) -> None:
+    """Drag-and-drop of real files onto an element, as the browser delivers it (a DataTransfer)."""
+    files = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    transfer = page.evaluate_handle(
+        """files => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, { type: "image/jpeg" }));
+            }
+            return dt;
+        }""",
+        files,
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def add_subject(page: Page, name: str, sid: str, photos: list[Path]) -> None:
+    page.goto(page.url.split("/ui/")[0] + "/ui/gallery")
+    page.fill("#new-name", name)
+    page.fill("#new-id", sid)
+    page.click("#new-subject button")
+    expect(page.locator("#subject-name")).to_have_text(name)
+    drop(page, "#drop", photos)
+    results = page.locator("#uploads .result")
+    expect(results).to_have_count(len(photos))
+    for i in range(len(photos)):
+        expect(results.nth(i)).to_contain_text("enrolled as face #", timeout=60_000)
+    crops = page.locator("#faces figure img")
+    expect(crops).to_have_count(len(photos))
+    for i in range(len(photos)):  # the stored 112x112 crops, fetched with the key
+        expect(crops.nth(i)).to_have_js_property("naturalWidth", 112)
+    expect(page.locator(f'#subjects tr[data-id="{sid}"] td').nth(2)).to_have_text(str(len(photos)))
+
+
+def test_enrol_and_identify_through_the_ui(
+    admin: Page, uiserver: Running, photos_dir: Path, tmp_path: Path
+) -> None:
+    add_subject(admin, "Person A", "person_a", [photos_dir / f for f in PERSON_A])
+    add_subject(admin, "Person B", "person_b", [photos_dir / f for f in PERSON_B])
+    admin.fill("#search", "person b")
+    expect(admin.locator("#subjects tr")).to_have_count(1)
+    expect(admin.locator("#subjects tr td").first).to_have_text("Person B")
+    shoot(admin, "gallery", tmp_path)
+
+    probe = photos_dir / "img5.jpg"  # Person A, not enrolled
+    admin.goto(uiserver.url + "/ui/identify")
+    admin.set_input_files("input[type=file]", str(probe))
+    best = admin.locator('#results .face[data-face="0"] tr.match').first
+    expect(best.locator("td").first).to_have_text("Person A", timeout=60_000)
+    expect(best.locator(".badge")).to_have_text("match")
+    shoot(admin, "identify", tmp_path)
+
+    # the box drawn is the face the API finds, placed over the photo where that face is
+    truth = httpx.post(uiserver.url + "/v1/detect", files={"i": probe.read_bytes()}, timeout=60).json()
+    photo, face = truth["results"][0], truth["results"][0]["faces"][0]["box"]
+    img = admin.locator("#photo img").bounding_box()
+    rect = admin.locator("#photo rect.box").first.bounding_box()
+    assert img is not None and rect is not None
+    sx, sy = img["width"] / photo["width"], img["height"] / photo["height"]
+    assert abs(rect["x"] - (img["x"] + face["x1"] * sx)) < 4
+    assert abs(rect["y"] - (img["y"] + face["y1"] * sy)) < 4
+    assert abs(rect["width"] - (face["x2"] - face["x1"]) * sx) < 6
+    assert admin.locator("#photo circle.landmark").count() == 5 * len(photo["faces"])
+
+
+def test_read_only_key_cannot_delete(reader: Page, uiserver: Running, photos_dir: Path) -> None:
+    c = httpx.Client(base_url=uiserver.url, headers={"x-api-key": ADMIN}, timeout=60)
+    c.post("/v1/subjects", json={"id": "keep_me", "name": "Keep Me"})
+    c.post("/v1/subjects/keep_me/faces", files={"i": (photos_dir / "img16.jpg").read_bytes()})
+    reader.goto(uiserver.url + "/ui/gallery")
+    reader.fill("#search", "keep_me")
+    reader.click('#subjects tr[data-id="keep_me"]')
+    expect(reader.locator("#subject-name")).to_have_text("Keep Me")
+    expect(reader.locator("#faces figure")).to_have_count(1)
+    for hidden in ("#delete-subject", "#faces figure button", "#drop", "#new-subject", "#rename-btn"):
+        expect(reader.locator(hidden)).to_be_hidden()
+    # and if the page is made to try anyway, the server refuses and the page says so
+    reader.evaluate("UI.guard(() => UI.api('DELETE', '/v1/subjects/keep_me'))")
+    expect(reader.locator("#notice")).to_contain_text("403")
+    assert c.get("/v1/subjects/keep_me").json()["faces"] == 1
+
+
+def test_verify_two_photos(admin: Page, uiserver: Running, photos_dir: Path, tmp_path: Path) -> None:
+    admin.goto(uiserver.url + "/ui/verify")
+    inputs = admin.locator("input[type=file]")
+    inputs.nth(0).set_input_files(str(photos_dir / "img1.jpg"))
+    inputs.nth(1).set_input_files(str(photos_dir / "img6.jpg"))
+    expect(admin.locator("#match")).to_have_text("same person", timeout=60_000)
+    expect(admin.locator("#photo-b rect.box")).to_have_count(1)
+    shoot(admin, "verify", tmp_path)
+    inputs.nth(1).set_input_files(str(photos_dir / "img13.jpg"))
+    expect(admin.locator("#match")).to_have_text("different people", timeout=60_000)
+    assert float(admin.locator("#similarity").inner_text()) < 0.38
+
+
+def test_models_page_sets_ab_weights(admin: Page, uiserver: Running, tmp_path: Path) -> None:
+    admin.goto(uiserver.url + "/ui/models")
+    row = admin.locator('#versions tr[data-model="mobilefacenet"][data-version="1"]')
+    expect(row.locator(".badge")).to_have_text("READY")
+    weights = admin.locator('#weights tr[data-name="ArcFace"]')
+    expect(weights.locator(".in-force")).to_have_text("newest only")
+    weights.locator("input").first.fill("100")
+    weights.locator("button").click()
+    expect(admin.locator('#weights tr[data-name="ArcFace"] .in-force')).to_have_text("v1: 100")
+    expect(admin.locator('#weights tr[data-name="mobilefacenet"] .in-force')).to_have_text("v1: 100")
+    shoot(admin, "models", tmp_path)
+
+
+def load(url: str, photo: bytes, stop: threading.Event) -> None:
+    with httpx.Client(base_url=url, headers={"x-api-key": READ}, timeout=60) as c:
+        while not stop.is_set():
+            c.post("/v1/detect", files={"i": photo})
+
+
+def test_live_numbers_move_under_load(
+    reader: Page, uiserver: Running, photos_dir: Path, tmp_path: Path
+) -> None:
+    reader.goto(uiserver.url + "/ui/live")
+    expect(reader.locator("#rps")).to_have_text("0.0", timeout=15_000)  # idle
+    stop = threading.Event()
+    photo = (photos_dir / "img25.jpg").read_bytes()
+    threads = [threading.Thread(target=load, args=(uiserver.url, photo, stop)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        expect(reader.locator('#endpoints tr[data-endpoint="v1:detect"]')).to_be_visible(timeout=15_000)
+        time.sleep(3)  # a full window of scrapes under load
+        assert float(reader.locator("#rps").inner_text()) > 0.5
+        assert reader.locator("#p50").inner_text().endswith(" ms")
+        assert reader.locator("#p99").inner_text().endswith(" ms")
+        batch = reader.locator('#stages tr[data-stage="photos-mtcnn / detect"] .batch').inner_text()
+        assert float(batch) >= 1
+        shoot(reader, "live", tmp_path)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    expect(reader.locator("#rps")).to_have_text("0.0", timeout=15_000)  # and back when the load stops
