@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.conftest import Running, start_server, stop_server
+from tests.integration.conftest import Running, add_version, private_repository, start_server, stop_server
 
 ADMIN, READ = "admin-key-0123456789", "read-key-0123456789ab"
 AUTH = {"auth": {"api_keys": [ADMIN], "read_keys": [READ]}}
@@ -46,8 +46,14 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def uiserver(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_server(models_dir, tmp_path_factory.mktemp("ui"), AUTH)
+def ui_repo(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository of our own, so that a version can be added to it (and rejected)."""
+    return private_repository(models_dir, tmp_path_factory.mktemp("ui-models") / "models")
+
+
+@pytest.fixture(scope="module")
+def uiserver(ui_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_server(ui_repo, tmp_path_factory.mktemp("ui"), AUTH)
     yield running
     stop_server(running)
 
@@ -192,16 +198,27 @@ def test_verify_two_photos(admin: Page, uiserver: Running, photos_dir: Path, tmp
     assert float(admin.locator("#similarity").inner_text()) < 0.38
 
 
-def test_models_page_sets_ab_weights(admin: Page, uiserver: Running, tmp_path: Path) -> None:
+def test_models_page_shows_why_a_version_was_rejected_and_sets_ab_weights(
+    admin: Page, uiserver: Running, ui_repo: Path, tmp_path: Path
+) -> None:
+    add_version(ui_repo, 2, broken=True)  # its golden outputs negated: the self-test rejects it
     admin.goto(uiserver.url + "/ui/models")
-    row = admin.locator('#versions tr[data-model="mobilefacenet"][data-version="1"]')
-    expect(row.locator(".badge")).to_have_text("READY")
+    v1 = admin.locator('#versions tr[data-model="mobilefacenet"][data-version="1"]')
+    row = admin.locator('#versions tr[data-model="mobilefacenet"][data-version="2"]')
+    expect(v1.locator(".badge")).to_have_text("READY")
+    expect(row.locator("button")).to_have_text("Load")
+    row.locator("button").click()
+    expect(admin.locator("#notice")).to_contain_text("rejected", timeout=60_000)
+    expect(row.locator(".badge")).to_have_text("UNAVAILABLE")
+    expect(row.locator(".reason")).to_contain_text("rejected")
+
     weights = admin.locator('#weights tr[data-name="ArcFace"]')
     expect(weights.locator(".in-force")).to_have_text("newest only")
     weights.locator("input").first.fill("100")
     weights.locator("button").click()
     expect(admin.locator('#weights tr[data-name="ArcFace"] .in-force')).to_have_text("v1: 100")
     expect(admin.locator('#weights tr[data-name="mobilefacenet"] .in-force')).to_have_text("v1: 100")
+    expect(v1.locator(".badge")).to_have_text("READY")  # what served before still serves
     shoot(admin, "models", tmp_path)
 
 

@@ -4,10 +4,15 @@
 
 const $ = (id) => document.getElementById(id);
 
+// A load, unload or weights call; the table is refreshed whatever the answer (a rejected version
+// shows why in its row, and the error in the notice bar).
 async function control(model, action, body) {
-  const doc = await UI.api("POST", `/v2/repository/models/${encodeURIComponent(model)}/${action}`, body);
-  UI.notice(`${model} ${action}: ${JSON.stringify(doc)}`);
-  await refresh();
+  try {
+    const doc = await UI.api("POST", `/v2/repository/models/${encodeURIComponent(model)}/${action}`, body);
+    UI.notice(`${model} ${action}: ${JSON.stringify(doc.versions || doc.unloaded || doc.weights)}`);
+  } finally {
+    await refresh();
+  }
 }
 
 function versionRow(row) {

@@ -15,10 +15,12 @@ async function verify() {
   $("verdict").textContent = "working…";
   const doc = await UI.api("POST", "/v1/verify", form);
   const meter = UI.el("meter", { min: -1, max: 1, value: doc.similarity, low: doc.threshold, optimum: 1 });
-  $("verdict").className = "";
+  $("verdict").className = "row";
   $("verdict").replaceChildren(
-    UI.el("p", { class: "stat", id: "similarity" }, doc.similarity.toFixed(3)),
-    UI.el("p", {}, meter, ` threshold ${doc.threshold}`),
+    "similarity",
+    UI.el("span", { class: "stat", id: "similarity" }, doc.similarity.toFixed(3)),
+    meter,
+    `threshold ${doc.threshold}`,
     UI.el("span", { id: "match", class: `badge ${doc.match ? "yes" : "no"}` }, doc.match ? "same person" : "different people")
   );
   for (const [side, face] of [["a", doc.faces[0]], ["b", doc.faces[1]]]) {

@@ -1,0 +1,66 @@
+"""The web UI's routes on a bare server state: redirects, page shells, static files, key roles."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from facepipe.edges.observe import Edge
+from facepipe.edges.state import ServerState
+from facepipe.edges.ui import PAGES, load_assets, render, ui_routes
+
+
+def client() -> tuple[TestClient, ServerState]:
+    state = ServerState(seed={}, models={})
+    state.key_role = lambda key: {"a" * 20: "admin", "r" * 20: "read"}.get(key or "", "none")
+    app = Starlette(routes=ui_routes(state, Edge(state.metrics)))
+    return TestClient(app, follow_redirects=False), state
+
+
+def test_root_and_ui_redirect_to_the_gallery() -> None:
+    c, _ = client()
+    for path in ("/", "/ui"):
+        r = c.get(path)
+        assert r.status_code == 307 and r.headers["location"] == "/ui/gallery"
+
+
+def test_every_page_is_a_shell_with_its_fragment_script_and_navigation() -> None:
+    c, _ = client()
+    templates, _ = load_assets()
+    for page in PAGES:
+        r = c.get(f"/ui/{page}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert f'<script src="/ui/static/{page}.js">' in r.text and "{{" not in r.text
+        assert templates[page].strip() in r.text
+        assert r.text.count("aria-current=page") == 1 and f'href="/ui/{page}" aria-current' in r.text
+        assert c.get(f"/ui/static/{page}.js").headers["content-type"].startswith("text/javascript")
+    assert c.get("/ui/static/ui.css").headers["content-type"].startswith("text/css")
+
+
+def test_unknown_pages_and_files_are_404_not_files_outside_the_folder() -> None:
+    c, _ = client()
+    assert c.get("/ui/nope").status_code == 404
+    for path in ("/ui/static/nope.js", "/ui/static/page.html", "/ui/static/..%2F..%2Fui.py"):
+        assert c.get(path).status_code == 404
+
+
+def test_role_of_the_key_sent() -> None:
+    c, _ = client()
+    assert c.get("/ui/api/role", headers={"x-api-key": "a" * 20}).json() == {"role": "admin"}
+    assert c.get("/ui/api/role", headers={"x-api-key": "r" * 20}).json() == {"role": "read"}
+    assert c.get("/ui/api/role").json() == {"role": "none"}
+
+
+def test_ui_requests_are_counted_under_ui_labels() -> None:
+    c, state = client()
+    c.get("/ui/gallery")
+    c.get("/ui/nope")
+    text = state.metrics.render().decode()
+    assert 'facepipe_requests_total{endpoint="ui:page",status="ok"} 1.0' in text
+    assert 'facepipe_requests_total{endpoint="ui:page",status="not_found"} 1.0' in text
+
+
+def test_render_escapes_titles() -> None:
+    templates = {"page": "<title>{{title}}</title>{{nav}}{{body}}", **dict.fromkeys(PAGES, "<p>x</p>")}
+    out = render(templates, "identify")
+    assert out.startswith("<title>Who is this</title>") and out.endswith("<p>x</p>")
