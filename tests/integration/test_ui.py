@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.integration.conftest import Running, add_version, private_repository, start_server, stop_server
 
@@ -34,6 +37,7 @@ ARGS = [
 ]
 ARTIFACTS = Path(os.environ.get("FACEPIPE_UI_ARTIFACTS", "test-results/ui"))
 SHOTS = os.environ.get("FACEPIPE_UI_SHOTS")
+expect.set_options(timeout=30_000)  # a shared 2-core machine: a photo can take seconds
 # photos/README.md: img1, img2, img4, img5, ... are one person; img13, img14, img15 another
 PERSON_A, PERSON_B = ["img1.jpg", "img2.jpg"], ["img13.jpg", "img14.jpg"]
 
@@ -59,11 +63,16 @@ def uiserver(ui_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def pw() -> Iterator[Playwright]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), args=ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw: Playwright) -> Iterator[Browser]:
+    b = pw.chromium.launch(executable_path=chromium(), args=ARGS)
+    yield b
+    b.close()
 
 
 def open_page(browser: Browser, url: str, key: str, request: pytest.FixtureRequest) -> Iterator[Page]:
@@ -153,6 +162,11 @@ def test_enrol_and_identify_through_the_ui(
     best = admin.locator('#results .face[data-face="0"] tr.match').first
     expect(best.locator("td").first).to_have_text("Person A", timeout=60_000)
     expect(best.locator(".badge")).to_have_text("match")
+    admin.check("#liveness")  # the anti-spoofing model's verdict, per face
+    admin.set_input_files("input[type=file]", str(probe))
+    expect(admin.locator('#results .face[data-face="0"] .liveness')).to_have_text(
+        re.compile(r"^(live|spoof) \(0")
+    )
     shoot(admin, "identify", tmp_path)
 
     # the box drawn is the face the API finds, placed over the photo where that face is
@@ -252,3 +266,61 @@ def test_live_numbers_move_under_load(
         for t in threads:
             t.join()
     expect(reader.locator("#rps")).to_have_text("0.0", timeout=15_000)  # and back when the load stops
+
+
+def test_subjects_page_through_search_results(reader: Page, uiserver: Running) -> None:
+    with httpx.Client(base_url=uiserver.url, headers={"x-api-key": ADMIN}) as c:
+        for i in range(12):
+            c.post("/v1/subjects", json={"id": f"paged{i:02}", "name": f"Paged {i:02}"})
+    reader.goto(uiserver.url + "/ui/gallery")
+    reader.fill("#search", "paged")
+    expect(reader.locator("#page-info")).to_have_text("1-10 of 12")
+    expect(reader.locator("#prev")).to_be_disabled()
+    reader.click("#next")
+    expect(reader.locator("#page-info")).to_have_text("11-12 of 12")
+    expect(reader.locator("#subjects tr td:first-child")).to_have_text(["Paged 10", "Paged 11"])
+    expect(reader.locator("#next")).to_be_disabled()
+    reader.click("#prev")
+    expect(reader.locator("#subjects tr")).to_have_count(10)
+
+
+def webcam_file(photo: Path, out: Path) -> Path:
+    """A photo as the fake webcam's video (an MJPEG file: chromium plays it as the camera)."""
+    img = cv2.imread(str(photo))
+    h, w = img.shape[:2]
+    img = cv2.resize(img, (round(w * 480 / h) // 2 * 2, 480))
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    x = (640 - img.shape[1]) // 2
+    frame[:, x : x + img.shape[1]] = img
+    out.write_bytes(cv2.imencode(".jpg", frame)[1].tobytes() * 5)
+    return out
+
+
+@pytest.fixture
+def camera(
+    pw: Playwright, uiserver: Running, photos_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A page in a browser whose webcam shows img5 (Person A, not enrolled), with the read key."""
+    video = webcam_file(photos_dir / "img5.jpg", tmp_path / "camera.mjpeg")
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    fake.append(f"--use-file-for-fake-video-capture={video}")
+    b = pw.chromium.launch(executable_path=chromium(), args=[*ARGS, *fake])
+    yield from open_page(b, uiserver.url, READ, request)
+    b.close()
+
+
+def test_webcam_snapshot_is_identified(camera: Page, uiserver: Running, photos_dir: Path) -> None:
+    with httpx.Client(base_url=uiserver.url, headers={"x-api-key": ADMIN}, timeout=60) as c:
+        # enrolled by the first test already, if it ran: then a 409 here and the same faces again
+        c.post("/v1/subjects", json={"id": "person_a", "name": "Person A"})
+        r = c.post(
+            "/v1/subjects/person_a/faces", files=[("i", (photos_dir / f).read_bytes()) for f in PERSON_A]
+        )
+        assert r.status_code == 201, r.text
+    camera.goto(uiserver.url + "/ui/identify")
+    camera.click("#camera")
+    expect(camera.locator("#video")).to_have_js_property("videoWidth", 640)
+    camera.click("#snap")
+    best = camera.locator('#results .face[data-face="0"] tr.match').first
+    expect(best.locator("td").first).to_have_text("Person A", timeout=60_000)
+    expect(best.locator(".badge")).to_have_text("match")

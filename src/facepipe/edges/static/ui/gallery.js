@@ -22,7 +22,7 @@ async function loadSubjects() {
     )
   );
   const last = Math.min(view.offset + PAGE, view.total);
-  $("page-info").textContent = view.total ? `${view.offset + 1}–${last} of ${view.total}` : "no subjects";
+  $("page-info").textContent = view.total ? `${view.offset + 1}-${last} of ${view.total}` : "no subjects";
   $("prev").disabled = view.offset === 0;
   $("next").disabled = last >= view.total;
 }

@@ -20,7 +20,7 @@ function faceCard(face, i, threshold) {
     )
   );
   const live = face.liveness
-    ? UI.el("span", { class: `badge ${face.liveness.real ? "yes" : "no"}` }, `${face.liveness.real ? "live" : "spoof"} (${face.liveness.score.toFixed(3)})`)
+    ? UI.el("span", { class: `badge liveness ${face.liveness.real ? "yes" : "no"}` }, `${face.liveness.real ? "live" : "spoof"} (${face.liveness.score.toFixed(3)})`)
     : null;
   return UI.el(
     "div",

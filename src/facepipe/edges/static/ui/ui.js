@@ -116,7 +116,11 @@ const UI = (() => {
     const input = el("input", { type: "file", accept: "image/*", multiple, hidden: true });
     zone.after(input);
     zone.addEventListener("click", () => input.click());
-    input.addEventListener("change", () => input.files.length && onFiles([...input.files]));
+    input.addEventListener("change", () => {
+    const files = [...input.files];
+    input.value = ""; // the same file can be chosen again
+    if (files.length) onFiles(files);
+  });
     zone.addEventListener("dragover", (e) => (e.preventDefault(), zone.classList.add("over")));
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));
     zone.addEventListener("drop", (e) => {
