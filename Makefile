@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MODEL_STAMP := $(MODELS)/mobilefacenet/1/bundle.json
 SRC := src tests bench examples
 
-.PHONY: serve test install models lint clean protos
+.PHONY: serve test install models lint clean protos ci-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: install
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
 
-test: models lint
+# system packages for the tests (Debian's chromium for the web UI tests); idempotent
+ci-deps:
+	scripts/ci-deps.sh
+
+test: models lint ci-deps
 	FACEPIPE_MODELS=$(MODELS) $(BIN)/pytest -q
 
 clean:
