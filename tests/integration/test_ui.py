@@ -199,6 +199,38 @@ def test_read_only_key_cannot_delete(reader: Page, uiserver: Running, photos_dir
     assert c.get("/v1/subjects/keep_me").json()["faces"] == 1
 
 
+def test_rename_and_delete_after_confirmation(admin: Page, uiserver: Running, photos_dir: Path) -> None:
+    c = httpx.Client(base_url=uiserver.url, headers={"x-api-key": ADMIN}, timeout=60)
+    c.post("/v1/subjects", json={"id": "temp", "name": "Temp"})
+    photos = [("i", (photos_dir / f).read_bytes()) for f in ("img18.jpg", "img19.jpg")]
+    assert c.post("/v1/subjects/temp/faces", files=photos).status_code == 201
+    admin.goto(uiserver.url + "/ui/gallery")
+    admin.fill("#search", "temp")
+    admin.click('#subjects tr[data-id="temp"]')
+    admin.fill("#rename", "Temporary")
+    admin.click("#rename-btn")
+    expect(admin.locator('#subjects tr[data-id="temp"] td').first).to_have_text("Temporary")
+    assert c.get("/v1/subjects/temp").json()["name"] == "Temporary"
+
+    faces = admin.locator("#faces figure")
+    expect(faces).to_have_count(2)
+    faces.first.locator("button").click()
+    expect(admin.locator("#confirm")).to_be_visible()
+    admin.click("#confirm button[value=cancel]")  # cancelled: nothing deleted
+    expect(faces).to_have_count(2)
+    faces.first.locator("button").click()
+    admin.click("#confirm-ok")
+    expect(faces).to_have_count(1)
+    expect(admin.locator('#subjects tr[data-id="temp"] td').nth(2)).to_have_text("1")
+
+    admin.click("#delete-subject")
+    expect(admin.locator("#confirm-text")).to_contain_text("Temporary")
+    admin.click("#confirm-ok")
+    expect(admin.locator("#notice")).to_contain_text("Deleted Temporary (1 faces)")
+    expect(admin.locator('#subjects tr[data-id="temp"]')).to_have_count(0)
+    assert c.get("/v1/subjects/temp").status_code == 404
+
+
 def test_verify_two_photos(admin: Page, uiserver: Running, photos_dir: Path, tmp_path: Path) -> None:
     admin.goto(uiserver.url + "/ui/verify")
     inputs = admin.locator("input[type=file]")
@@ -225,6 +257,13 @@ def test_models_page_shows_why_a_version_was_rejected_and_sets_ab_weights(
     expect(admin.locator("#notice")).to_contain_text("rejected", timeout=60_000)
     expect(row.locator(".badge")).to_have_text("UNAVAILABLE")
     expect(row.locator(".reason")).to_contain_text("rejected")
+
+    blaze = admin.locator('#versions tr[data-model="blazeface"][data-version="1"]')
+    blaze.locator("button").click()  # Unload, then Load again (self-tested on the way in)
+    expect(blaze.locator(".badge")).to_have_text("UNAVAILABLE")
+    expect(blaze.locator("button")).to_have_text("Load")
+    blaze.locator("button").click()
+    expect(blaze.locator(".badge")).to_have_text("READY", timeout=60_000)
 
     weights = admin.locator('#weights tr[data-name="ArcFace"]')
     expect(weights.locator(".in-force")).to_have_text("newest only")
