@@ -104,7 +104,7 @@ const UI = (() => {
     faces.forEach((f, i) => {
       const b = f.box;
       shape("rect", { x: b.x1, y: b.y1, width: b.x2 - b.x1, height: b.y2 - b.y1, "data-face": i, class: "box" });
-      for (const [x, y] of f.landmarks) shape("circle", { cx: x, cy: y, r: Math.max(2, width / 120), class: "landmark" });
+      for (const [x, y] of f.landmarks) shape("circle", { cx: x, cy: y, r: Math.max(3, width / 90), class: "landmark" });
       const label = shape("text", { x: b.x1, y: Math.max(b.y1 - width / 100, width / 18), "font-size": width / 18 });
       label.textContent = `${i + 1}${labels[i] ? " " + labels[i] : ""}`;
     });
