@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import httpx
 from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
 from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
 from facepipe.edges.ui import PAGES, load_assets, render, ui_routes
 
 
-def client() -> tuple[TestClient, ServerState]:
+class Client:
+    """GET requests straight into the ASGI app (no server, no redirects followed)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ui") as c:
+                return await c.get(path, **kw)
+
+        return asyncio.run(call())
+
+
+def client() -> tuple[Client, ServerState]:
     state = ServerState(seed={}, models={})
     state.key_role = lambda key: {"a" * 20: "admin", "r" * 20: "read"}.get(key or "", "none")
-    app = Starlette(routes=ui_routes(state, Edge(state.metrics)))
-    return TestClient(app, follow_redirects=False), state
+    return Client(Starlette(routes=ui_routes(state, Edge(state.metrics)))), state
 
 
 def test_root_and_ui_redirect_to_the_gallery() -> None:
