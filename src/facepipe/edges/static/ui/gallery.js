@@ -112,7 +112,9 @@ async function create(e) {
   if ($("new-id").value) body.id = $("new-id").value;
   const s = await UI.api("POST", "/v1/subjects", body);
   $("new-subject").reset();
-  view.offset = Math.floor(view.total / PAGE) * PAGE; // new subjects come last
+  $("search").value = view.search = "";
+  await loadSubjects(); // the total of all subjects: the new one comes last
+  view.offset = Math.floor((view.total - 1) / PAGE) * PAGE;
   await loadSubjects();
   await openSubject(s.id);
 }
