@@ -34,11 +34,11 @@ def client() -> tuple[Client, ServerState]:
     return Client(Starlette(routes=ui_routes(state, Edge(state.metrics)))), state
 
 
-def test_root_and_ui_redirect_to_the_gallery() -> None:
+def test_root_redirects_to_the_ui_and_the_ui_to_the_gallery() -> None:
     c, _ = client()
-    for path in ("/", "/ui"):
+    for path, to in (("/", "/ui"), ("/ui", "/ui/gallery")):
         r = c.get(path)
-        assert r.status_code == 307 and r.headers["location"] == "/ui/gallery"
+        assert r.status_code == 307 and r.headers["location"] == to
 
 
 def test_every_page_is_a_shell_with_its_fragment_script_and_navigation() -> None:

@@ -91,6 +91,9 @@ def ui_routes(state: ServerState, edge: Edge) -> list[Route]:
     templates, assets = load_assets()
     pages = {name: render(templates, name) for name in PAGES}
 
+    async def root(_: Request) -> Response:
+        return RedirectResponse("/ui", status_code=307)
+
     async def home(_: Request) -> Response:
         return RedirectResponse("/ui/gallery", status_code=307)
 
@@ -113,7 +116,7 @@ def ui_routes(state: ServerState, edge: Edge) -> list[Route]:
         return JsonResponse(weights(state))
 
     return [
-        edge.route("/", home, "ui:page", ui_error),
+        edge.route("/", root, "ui:page", ui_error),
         edge.route("/ui", home, "ui:page", ui_error),
         edge.route("/ui/api/role", role, "ui:api", ui_error),
         edge.route("/ui/api/weights", ab_weights, "ui:api", ui_error),
