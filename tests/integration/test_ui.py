@@ -1,52 +1,31 @@
 """The web UI in a real browser (Debian's chromium driven by Playwright) against a real server with the
 default models and a gallery with keys: every action goes through the page to the real API.
 
-A failing test leaves a screenshot in ``test-results/ui/`` (``FACEPIPE_UI_ARTIFACTS``); each page's
-screenshot is written too (``FACEPIPE_UI_SHOTS=docs/ui`` refreshes the README's pictures).
+Helpers in browser.py. A failing test leaves a screenshot in ``test-results/ui/``
+(``FACEPIPE_UI_ARTIFACTS``); each page's screenshot is written too (``FACEPIPE_UI_SHOTS=docs/ui``
+refreshes the README's pictures).
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from tests.integration.browser import ARGS, chromium, drop, open_page, shoot, webcam_file
 from tests.integration.conftest import Running, add_version, private_repository, start_server, stop_server
 
 ADMIN, READ = "admin-key-0123456789", "read-key-0123456789ab"
-AUTH = {"auth": {"api_keys": [ADMIN], "read_keys": [READ]}}
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(os.environ.get("FACEPIPE_UI_ARTIFACTS", "test-results/ui"))
-SHOTS = os.environ.get("FACEPIPE_UI_SHOTS")
 expect.set_options(timeout=30_000)  # a shared 2-core machine: a photo can take seconds
+AUTH = {"auth": {"api_keys": [ADMIN], "read_keys": [READ]}}
 # photos/README.md: img1, img2, img4, img5, ... are one person; img13, img14, img15 another
 PERSON_A, PERSON_B = ["img1.jpg", "img2.jpg"], ["img13.jpg", "img14.jpg"]
-
-
-def chromium() -> str:
-    path = os.environ.get("FACEPIPE_CHROMIUM") or shutil.which("chromium")
-    if path is None:  # a failure, not a skip: CI installs it (scripts/ci-deps.sh)
-        raise RuntimeError("chromium not found: run scripts/ci-deps.sh (apt-get install chromium)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -75,57 +54,14 @@ def browser(pw: Playwright) -> Iterator[Browser]:
     b.close()
 
 
-def open_page(browser: Browser, url: str, key: str, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1000, "height": 700})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url + "/")  # "/" redirects to the UI
-    page.fill("#key", key)  # typed once: kept for the browser session
-    page.click("#key-form button")
-    expect(page.locator("#role")).to_have_text("admin key" if key == ADMIN else "read-only")
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-
-
 @pytest.fixture
 def admin(browser: Browser, uiserver: Running, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, uiserver.url, ADMIN, request)
+    yield from open_page(browser, uiserver.url, ADMIN, "admin key", request)
 
 
 @pytest.fixture
 def reader(browser: Browser, uiserver: Running, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, uiserver.url, READ, request)
-
-
-def shoot(page: Page, name: str, tmp: Path) -> None:
-    """A screenshot of the page as users see it: small enough for the README."""
-    path = Path(SHOTS or tmp) / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
-    # photos make full-colour PNGs big: 128 colours, undithered, keep them readable and small
-    Image.open(path).quantize(128, dither=Image.Dither.NONE).save(path, optimize=True)
-    assert path.stat().st_size < 150_000, f"{path}: {path.stat().st_size} bytes"
-
-
-def drop(page: Page, selector: str, paths: list[Path]) -> None:
-    """Drag-and-drop of real files onto an element, as the browser delivers it (a DataTransfer)."""
-    files = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
-    transfer = page.evaluate_handle(
-        """files => {
-            const dt = new DataTransfer();
-            for (const f of files) {
-                const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
-                dt.items.add(new File([bytes], f.name, { type: "image/jpeg" }));
-            }
-            return dt;
-        }""",
-        files,
-    )
-    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+    yield from open_page(browser, uiserver.url, READ, "read-only", request)
 
 
 def add_subject(page: Page, name: str, sid: str, photos: list[Path]) -> None:
@@ -323,18 +259,6 @@ def test_subjects_page_through_search_results(reader: Page, uiserver: Running) -
     expect(reader.locator("#subjects tr")).to_have_count(10)
 
 
-def webcam_file(photo: Path, out: Path) -> Path:
-    """A photo as the fake webcam's video (an MJPEG file: chromium plays it as the camera)."""
-    img = cv2.imread(str(photo))
-    h, w = img.shape[:2]
-    img = cv2.resize(img, (round(w * 480 / h) // 2 * 2, 480))
-    frame = np.full((480, 640, 3), 90, np.uint8)
-    x = (640 - img.shape[1]) // 2
-    frame[:, x : x + img.shape[1]] = img
-    out.write_bytes(cv2.imencode(".jpg", frame)[1].tobytes() * 5)
-    return out
-
-
 @pytest.fixture
 def camera(
     pw: Playwright, uiserver: Running, photos_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
@@ -344,7 +268,7 @@ def camera(
     fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
     fake.append(f"--use-file-for-fake-video-capture={video}")
     b = pw.chromium.launch(executable_path=chromium(), args=[*ARGS, *fake])
-    yield from open_page(b, uiserver.url, READ, request)
+    yield from open_page(b, uiserver.url, READ, "read-only", request)
     b.close()
 
 
