@@ -36,3 +36,12 @@ def test_admin_and_read_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_short_keys_are_refused_by_config() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         AuthConfig(api_keys=["short"])
+
+
+def test_role_says_what_a_key_may_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEPIPE_API_KEYS", raising=False)
+    monkeypatch.delenv("FACEPIPE_READ_KEYS", raising=False)
+    keys = ApiKeys.from_config(AuthConfig(api_keys=[ADMIN], read_keys=[READ]))
+    roles = [keys.role(k) for k in (ADMIN, READ, ADMIN[:-1], None, "")]
+    assert roles == ["admin", "read", "none", "none", "none"]
+    assert ApiKeys.from_config(AuthConfig()).role(None) == "read"  # no key configured: reads are open

@@ -109,3 +109,15 @@ def test_several_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) ->
     with mp.get_context("fork").Pool(8) as pool:
         pool.map(_open, [str(tmp_path / "g.db")] * 32, chunksize=1)
     assert sqlite3.connect(tmp_path / "g.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_subjects_search_by_id_or_name_pages_and_counts_only_matches(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    for sid, name in [("ann", "Ann Lee"), ("bob", "Bob"), ("c_1", "Leo 100%"), ("d", "Dee")]:
+        store.write(lambda db, sid=sid, name=name: Store.insert_subject(db, sid, name, {}))
+    assert store.subjects(0, 10, "LEE")[1] == 1  # case-insensitive, names
+    found, total = store.subjects(0, 1, "le")
+    assert [s.id for s in found] == ["ann"] and total == 2  # one page, every match counted
+    assert [s.id for s in store.subjects(0, 10, "_")[0]] == ["c_1"]  # LIKE wildcards are literal
+    assert [s.id for s in store.subjects(0, 10, "%")[0]] == ["c_1"]
+    assert store.subjects(0, 10, "zzz") == ([], 0)

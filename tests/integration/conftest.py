@@ -126,3 +126,12 @@ def add_version(repo: Path, version: int, broken: bool = False) -> Path:
     final = repo / "mobilefacenet" / str(version)
     dst.rename(final)  # appears complete, in one step, to a polling server
     return final
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Each phase's report on the test item (``item.rep_call``), for fixtures that keep evidence of a
+    failure (the web UI tests' screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

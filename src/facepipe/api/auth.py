@@ -15,6 +15,7 @@ from facepipe.config import AuthConfig
 from facepipe.errors import Forbidden, Unauthorized
 
 HEADER = "x-api-key"
+Role = Literal["admin", "read", "none"]
 HOW = (
     "set auth.api_keys in config.yml or FACEPIPE_API_KEYS in the environment (keys of 16+ characters), "
     f"then send the key in the {HEADER!r} header"
@@ -42,6 +43,17 @@ class ApiKeys:
         admin = [*config.api_keys, *_env("FACEPIPE_API_KEYS")]
         read = [*config.read_keys, *_env("FACEPIPE_READ_KEYS")]
         return cls([k.encode() for k in admin], [k.encode() for k in read])
+
+    def role(self, key: str | None) -> Role:
+        """What ``key`` may do: ``admin`` (change the gallery and models), ``read`` (read and identify;
+        also any caller while no key is configured), or ``none`` (a key is needed and this one is not
+        known)."""
+        raw = (key or "").encode()
+        if raw and _matches(raw, self.admin):
+            return "admin"
+        if (raw and _matches(raw, self.read)) or not (self.admin or self.read):
+            return "read"
+        return "none"
 
     def check(self, key: str | None, need: Literal["read", "write"]) -> None:
         """Raise unless ``key`` may ``need``: write needs an admin key (and one configured); read

@@ -157,7 +157,10 @@ async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     offset = int(number(inputs.params, "offset", 0, 0, 1 << 62))
     count = int(number(inputs.params, "limit", 100, 1, 1000))
-    subjects, total = await asyncio.to_thread(svc.gallery.store.subjects, offset, count)
+    search = str(inputs.params.get("search", ""))
+    if len(search) > 256:
+        raise InvalidInput("search: expected at most 256 characters")
+    subjects, total = await asyncio.to_thread(svc.gallery.store.subjects, offset, count, search)
     return {"subjects": [subject_json(s) for s in subjects], "total": total, "offset": offset}
 
 

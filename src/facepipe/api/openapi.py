@@ -206,9 +206,16 @@ def gallery_paths() -> dict[str, dict[str, Op]]:
 
 
 def document() -> dict[str, Any]:
-    from facepipe.api.openapi_paths import admin_paths, kserve_paths, seed_paths
+    from facepipe.api.openapi_paths import admin_paths, kserve_paths, seed_paths, ui_paths
 
-    paths = {**face_paths(), **gallery_paths(), **kserve_paths(), **admin_paths(), **seed_paths()}
+    paths = {
+        **face_paths(),
+        **gallery_paths(),
+        **kserve_paths(),
+        **admin_paths(),
+        **seed_paths(),
+        **ui_paths(),
+    }
     responses = {}
     for name, text in _ERRORS.values():
         responses[name] = {"description": text, "content": json_content(ref("Error"))}
@@ -231,6 +238,7 @@ def document() -> dict[str, Any]:
                 ("kserve", "Open Inference Protocol v2"),
                 ("admin", "Model repository control (admin key)"),
                 ("seed", "Paddle Serving pipeline protocol"),
+                ("ui", "The web UI's pages and files"),
                 ("operations", "Probes, metrics, this document"),
             )
         ],

@@ -103,3 +103,39 @@ def seed_paths() -> dict[str, dict[str, Op]]:
     text = "not a service this server serves (nor any other route)"
     seed["responses"]["404"] = {"description": text, "content": json_content(ref("SeedNotFound"))}
     return {"/{service}/{method}": {"post": seed}}
+
+
+def ui_paths() -> dict[str, dict[str, Op]]:
+    """The web UI's pages, files and the two small JSON routes its scripts read (edges/ui.py)."""
+    html = {"text/html": {"schema": STR}}
+
+    def get(summary: str, answer: Any = None, errors: str = "", **kw: Any) -> dict[str, Op]:
+        return {"get": op(summary, answer, errors, tag="ui", **kw)}
+
+    def moved(summary: str) -> dict[str, Op]:
+        answer = get(summary)
+        answer["get"]["responses"] = {"307": {"description": "Redirect"}}
+        return answer
+
+    roles = ["admin", "read", "none"]
+    return {
+        "/": moved("Redirect to the web UI"),
+        "/ui": moved("Redirect to the web UI's gallery page"),
+        "/ui/{page}": get(
+            "A web UI page",
+            content=html,
+            params=[param("page", "string", "gallery, identify, verify, models or live.", "path")],
+            errors="404",
+        ),
+        "/ui/static/{name}": get(
+            "The web UI's scripts and styles",
+            content={"*/*": {"schema": STR}},
+            params=[param("name", "string", "A file of the UI.", "path")],
+            errors="404",
+        ),
+        "/ui/api/role": get(
+            "What the request's x-api-key may do (the UI hides write actions from read keys)",
+            schema_obj(("role",), role={"type": "string", "enum": roles}),
+        ),
+        "/ui/api/weights": get("The A/B weights in force, by served name and version", {"type": "object"}),
+    }

@@ -26,6 +26,7 @@ class ServerState:
     statuses: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # load failures
     control: ModelControl | None = None
     authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
+    key_role: Callable[[str | None], str] = lambda _key: "read"  # admin, read or none (for the web UI)
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     metrics: Metrics = field(init=False)
 

@@ -243,14 +243,20 @@ class Store:
         )
         return _subject(row) if row else None
 
-    def subjects(self, offset: int, limit: int) -> tuple[list[Subject], int]:
+    def subjects(self, offset: int, limit: int, search: str = "") -> tuple[list[Subject], int]:
+        """A page of subjects in creation order; ``search``: only those whose id or name contains it
+        (case-insensitive for ASCII), ``total`` counting only those."""
         db = self._reader()
+        where, args = "", tuple[str, ...]()
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where, args = " WHERE s.id LIKE ? ESCAPE '\\' OR s.name LIKE ? ESCAPE '\\'", (pattern, pattern)
         rows = db.execute(
             "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
-            " = s.id) FROM subjects s ORDER BY s.created, s.id LIMIT ? OFFSET ?",
-            (limit, offset),
+            f" = s.id) FROM subjects s{where} ORDER BY s.created, s.id LIMIT ? OFFSET ?",
+            (*args, limit, offset),
         ).fetchall()
-        total = int(self._one("SELECT COUNT(*) FROM subjects")[0])
+        total = int(self._one(f"SELECT COUNT(*) FROM subjects s{where}", args)[0])
         return [_subject(r) for r in rows], total
 
     def faces_of(self, sid: str) -> list[FaceRecord]:

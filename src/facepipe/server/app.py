@@ -24,6 +24,7 @@ from facepipe.edges.grpc import GrpcEdge
 from facepipe.edges.http import build_app
 from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
+from facepipe.edges.ui import ui_routes
 from facepipe.edges.v1 import v1_route
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
@@ -122,6 +123,7 @@ def build_server(
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
+    state.key_role = keys.role
     control = state.control
     if control is None:  # pragma: no cover - build_state always makes one
         raise RuntimeError("no model control")
@@ -134,7 +136,8 @@ def build_server(
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]
-    app = build_app(state, edge, [*routes, *docs_routes(edge)], server_version=__version__)
+    routes += [*docs_routes(edge), *ui_routes(state, edge)]
+    app = build_app(state, edge, routes, server_version=__version__)
     grpc_face = face_grpc.handler(ops, edge) if ops else None
     parts.insert(1, GrpcEdge(state, edge, config.host, config.rpc_port, __version__, grpc_face))
     name = "pipeline.tracer" + (f".{worker}" if worker else "")
