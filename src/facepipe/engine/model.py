@@ -20,8 +20,11 @@ class Session(Protocol):
 class Model(Protocol):
     """One version of a bundle with the runtime chosen for the node that uses it."""
 
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     @property
     def manifest(self) -> Any:

@@ -24,6 +24,7 @@ from facepipe.edges.http import build_app
 from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
 from facepipe.edges.v1 import openapi_route, v1_route
+from facepipe.engine import App
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.gallery import Gallery
@@ -31,6 +32,7 @@ from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
 from facepipe.server.catalog import ConfigWatch, apply_weights, build_state
 from facepipe.server.lifecycle import Component, Server, ServerOptions
+from facepipe.server.user_app import AppPart
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     if not detectors:
         log.warning("no detector models installed: /v1 is not served")
         return None
-    crops = state.seed["ArcFace"].variants
+    crops = state.crops if state.crops is not None else state.seed["ArcFace"].variants
     embedder = pipelines.embedder(config, repo).manifest
     model = {"name": embedder.name, "version": str(embedder.version)}
     spoof = (
@@ -112,13 +114,16 @@ def build_server(
     config_path: Path | None = None,
     sock: socket.socket | None = None,
     worker: int = 0,
+    user_app: App | None = None,
 ) -> Server:
-    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
+    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket;
+    ``user_app``: a user's services (``facepipe serve --app``), served beside the built-ins."""
     # images are already spread over the cores by worker threads and processes: OpenCV's own pool
     # on top of them (one thread per core, per process) only adds hand-offs
     cv2.setNumThreads(config.face.opencv_threads or -1)
     repo = Repository(models_dir)
-    state = build_state(config, repo)
+    user = AppPart.of(user_app, config, repo) if user_app is not None else None
+    state = build_state(config, repo, user)
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
     control = state.control
@@ -127,6 +132,8 @@ def build_server(
     faces = face_service(config, repo, state)
     ops: list[Operation] = face_operations(faces) if faces is not None else []
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
+    if user is not None:
+        parts.append(user)
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
         ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))

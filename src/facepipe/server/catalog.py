@@ -26,6 +26,7 @@ from facepipe.models.servable import InferModel, SeedService, check_inputs
 from facepipe.models.versions import Versions
 from facepipe.runtime import runtime_spec
 from facepipe.runtime.tensor_model import TensorModel, gather_items
+from facepipe.server.user_app import AppPart
 
 log = logging.getLogger(__name__)
 IMAGE_KEYS = ("image", "img", "x")
@@ -160,8 +161,9 @@ def apply_weights(config: Config, state: ServerState) -> None:
         state.control.set_weights(name, {v: w for v, w in m.weights.items() if v in loaded})
 
 
-def build_state(config: Config, repo: Repository) -> ServerState:
-    """Empty version sets for every model and the ArcFace service, and the control that fills them."""
+def build_state(config: Config, repo: Repository, app: AppPart | None = None) -> ServerState:
+    """Empty version sets for every model and the ArcFace service (and the services of a user's
+    ``app``, which replace built-ins of the same name), and the control that fills them."""
     embedder = pipelines.embedder_name(config)
     arcface: Versions[ImageModel] = Versions("ArcFace")
     models: dict[str, Versions[InferModel]] = {"ArcFace": arcface}  # type: ignore[dict-item]
@@ -171,7 +173,12 @@ def build_state(config: Config, repo: Repository) -> ServerState:
         models[name] = versions
         managed.append(Managed(name, name, versions, _tensor_builder(config), tensor_selftest))
     seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
+    if app is not None:
+        seed |= app.seed
+        models |= app.models
+        managed += app.managed
     state = ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
+    state.crops = arcface
     mc = config.model_control
     state.sticky_header = mc.sticky_header
     state.control = ModelControl(
