@@ -69,7 +69,7 @@ class Pipeline:
                 if j != REQUEST:
                     self.readers[j].append(i)
         self.roots = [i for i, ins in enumerate(self.inputs) if ins == (REQUEST,)]
-        self._linear = inputs is None
+        self._linear = all(ins == (i - 1,) for i, ins in enumerate(self.inputs))  # one item moves on
         self.requests = RequestStats()
         self._ids = itertools.count(1)
         self._running = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from facepipe.edges.http import build_app
 from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
 from facepipe.edges.v1 import openapi_route, v1_route
-from facepipe.engine import App
+from facepipe.engine import App, Node
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.gallery import Gallery
@@ -37,10 +38,13 @@ from facepipe.server.user_app import AppPart
 log = logging.getLogger(__name__)
 
 
-def face_service(config: Config, repo: Repository, state: ServerState) -> FaceService | None:
-    """The /v1 face API over the photo pipelines whose models are installed (None: none is)."""
+def face_service(
+    config: Config, repo: Repository, state: ServerState, extra: Sequence[Node] = ()
+) -> FaceService | None:
+    """The /v1 face API over the photo pipelines whose models are installed (None: none is);
+    ``extra``: a user's face ops, added to each photo DAG."""
     detectors = {
-        name: pipelines.photos(config, repo, name)
+        name: pipelines.photos(config, repo, name, extra)
         for name, nets in pipelines.DETECTORS.items()
         if all(repo.versions(n) for n in nets)
     }
@@ -129,7 +133,7 @@ def build_server(
     control = state.control
     if control is None:  # pragma: no cover - build_state always makes one
         raise RuntimeError("no model control")
-    faces = face_service(config, repo, state)
+    faces = face_service(config, repo, state, user_app.face_ops if user_app is not None else ())
     ops: list[Operation] = face_operations(faces) if faces is not None else []
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
     if user is not None:
