@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -99,3 +100,33 @@ def test_the_app_is_traced_metered_and_versioned(app_server: Running, lfw_dir: P
     time.sleep(1.2)
     tracer = (app_server.log_dir / "pipeline.tracer").read_text()
     assert "Op(ArcFace" in tracer and "DAGExecutor(ArcFace" in tracer
+
+
+@pytest.fixture(scope="module")
+def custom_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("custom_op")
+    cfg = yaml.safe_load((ROOT / "examples" / "custom_op" / "config.yml").read_text())
+    cfg |= {"http_port": free_port(), "rpc_port": free_port(), "log_dir": str(tmp / "logs")}
+    (tmp / "config.yml").write_text(yaml.safe_dump(cfg))
+    app = "examples.custom_op.sharpness:app"
+    args = ["--app", app, "--config", str(tmp / "config.yml"), "--models", str(models_dir)]
+    running = launch(args, tmp, cfg, ready_s=120, cwd=ROOT)
+    yield running
+    assert stop_server(running) == 0
+
+
+def test_a_user_face_op_appears_in_v1_detect(custom_server: Running, lfw_dir: Path) -> None:
+    path = lfw_dir / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg"
+    sharp = path.read_bytes()
+    img = cv2.imdecode(np.frombuffer(sharp, np.uint8), cv2.IMREAD_COLOR)
+    blurred = cv2.imencode(".png", cv2.GaussianBlur(img, (0, 0), 2.5))[1].tobytes()
+    files = [("file", ("sharp.jpg", sharp, "image/jpeg")), ("file", ("blurred.png", blurred, "image/png"))]
+    r = httpx.post(custom_server.url + "/v1/detect?liveness=true", files=files, timeout=60)
+    assert r.status_code == 200, r.text
+    faces = [res["faces"][0] for res in r.json()["results"]]
+    scores = [f["extra"]["sharpness"] for f in faces]
+    assert all(isinstance(s, float) and s > 0 for s in scores)
+    assert scores[1] < scores[0] / 2  # the blurred photo's face is far less sharp
+    assert all("liveness" in f for f in faces)  # the built-in branches still joined alongside
+    metrics = httpx.get(custom_server.url + "/metrics").text
+    assert 'stage="sharpness"' in metrics
