@@ -97,9 +97,12 @@ def test_the_app_is_traced_metered_and_versioned(app_server: Running, lfw_dir: P
     assert meta["platform"] == "facepipe_dag" and meta["versions"] == ["1"]
     metrics = httpx.get(app_server.url + "/metrics").text
     assert 'facepipe_stage_items_total{pipeline="ArcFace",stage="ArcFace"}' in metrics
+    assert metrics.count('facepipe_stage_items_total{pipeline="ArcFace",') == 1  # one series, the app's
+    assert 'pipeline="ArcFace-builtin"' in metrics  # the built-in, kept for /v1/embed?aligned=true
     time.sleep(1.2)
     tracer = (app_server.log_dir / "pipeline.tracer").read_text()
-    assert "Op(ArcFace" in tracer and "DAGExecutor(ArcFace" in tracer
+    assert "Op(ArcFace):" in tracer and "DAGExecutor(ArcFace):" in tracer
+    assert "DAGExecutor(ArcFace-builtin):" in tracer
 
 
 @pytest.fixture(scope="module")

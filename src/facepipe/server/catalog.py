@@ -131,9 +131,12 @@ def _tensor_builder(config: Config) -> Callable[[Bundle], TensorModel]:
     return build
 
 
-def _arcface_builder(config: Config) -> Callable[[Bundle], ImageModel]:
+def _arcface_builder(config: Config, label: str = "ArcFace") -> Callable[[Bundle], ImageModel]:
+    """``label``: the pipeline's name in the tracer and metrics."""
+
     def build(bundle: Bundle) -> ImageModel:
         pipeline = pipelines.arcface(config, bundle)
+        pipeline.name = label
         pipeline.variant = str(bundle.manifest.version)
         return ImageModel(pipeline, embedding_dim(bundle), version=str(bundle.manifest.version))
 
@@ -167,7 +170,9 @@ def build_state(config: Config, repo: Repository, app: AppPart | None = None) ->
     embedder = pipelines.embedder_name(config)
     arcface: Versions[ImageModel] = Versions("ArcFace")
     models: dict[str, Versions[InferModel]] = {"ArcFace": arcface}  # type: ignore[dict-item]
-    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config), arcface_selftest)]
+    # an app's own ArcFace takes the name; the built-in one stays loaded for /v1/embed?aligned=true
+    label = "ArcFace-builtin" if app is not None and "ArcFace" in app.seed else "ArcFace"
+    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config, label), arcface_selftest)]
     for name in sorted({e.name for e in repo.index()}):
         versions: Versions[InferModel] = Versions(name)
         models[name] = versions
