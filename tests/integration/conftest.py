@@ -57,11 +57,15 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None, ready_s
     return launch(["--config", str(tmp / "config.yml"), "--models", str(models_dir)], tmp, cfg, ready_s)
 
 
-def launch(args: list[str], tmp: Path, cfg: dict, ready_s: float = 60, cwd: Path | None = None) -> Running:
-    """``facepipe serve ARGS --data TMP/data`` on ``cfg``'s ports; returns once it is ready."""
+def launch(
+    args: list[str], tmp: Path, cfg: dict, ready_s: float = 60, cwd: Path | None = None, script: bool = False
+) -> Running:
+    """``facepipe serve ARGS --data TMP/data`` (``script``: ``python ARGS``, the data folder from the
+    environment) on ``cfg``'s ports; returns once it is ready."""
     port, rpc_port = cfg["http_port"], cfg["rpc_port"]
-    cmd = [sys.executable, "-m", "facepipe.cli", "serve", *args, "--data", str(tmp / "data")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    serve = ["-m", "facepipe.cli", "serve", *args, "--data", str(tmp / "data")]
+    cmd = [sys.executable, *(args if script else serve)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEPIPE_DATA": str(tmp / "data")}
     with (tmp / "server.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     url = f"http://127.0.0.1:{port}"

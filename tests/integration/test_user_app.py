@@ -86,6 +86,26 @@ def test_seed_http_and_rpc_clients_and_kserve_get_the_same_embeddings(
     assert float(mine[0] @ ref) > 0.999
 
 
+def test_the_seed_way_python_web_service_py(
+    models_dir: Path, lfw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python web_service.py`` beside its config.yml (a copy, on free ports) serves the same."""
+    shutil.copy(ROOT / "examples" / "web_service.py", tmp_path / "web_service.py")
+    cfg = yaml.safe_load((ROOT / "examples" / "config.yml").read_text())
+    cfg |= {"http_port": free_port(), "rpc_port": free_port(), "log_dir": str(tmp_path / "logs")}
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("FACEPIPE_MODELS", str(models_dir))
+    script = [str(tmp_path / "web_service.py")]
+    running = launch(script, tmp_path, cfg, ready_s=120, cwd=tmp_path, script=True)
+    try:
+        face = next((lfw_dir / "images").glob("*/*.jpg")).read_bytes()
+        body = {"key": ["image"], "value": [base64.b64encode(face).decode()]}
+        r = httpx.post(running.url + "/ArcFace/prediction?format=json", json=body, timeout=30).json()
+        assert r["err_no"] == 0 and np.asarray(r["value"][0]).shape == (1, 192)
+    finally:
+        assert stop_server(running) == 0
+
+
 def test_the_app_is_traced_metered_and_versioned(app_server: Running, lfw_dir: Path) -> None:
     face = next((lfw_dir / "images").glob("*/*.jpg")).read_bytes()
     body = {"key": ["image"], "value": [base64.b64encode(face).decode()]}
