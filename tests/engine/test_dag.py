@@ -113,10 +113,11 @@ def test_a_failed_item_fails_only_its_request_with_the_error() -> None:
 
 
 def test_node_config_comes_from_config_by_node_name() -> None:
-    cfg = parse_config({"op": {"b": {"concurrency": 3, "batch_size": 8, "auto_batching_timeout": 5}}})
-    p = diamond().compile(cfg)
+    keys = {"concurrency": 3, "batch_size": 8, "auto_batching_timeout": 5, "timeout": 1500, "retry": 2}
+    p = diamond().compile(parse_config({"op": {"b": keys}}))
     b = next(s for s in p.stages if s.name == "b")
     assert (b.config.concurrency, b.config.batch_size, b.config.max_wait_s) == (3, 8, 0.005)
+    assert (b.config.timeout_s, b.config.retry) == (1.5, 2)
     assert p.input_names(3) == ["b", "c"] and p.input_names(0) == ["@DAGExecutor"]
 
 
