@@ -69,6 +69,7 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
     "align": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
     "embed": {"concurrency": 2, "batch_size": 16, "auto_batching_timeout": 0},
     "liveness": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
+    "join": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
 }
 
 

@@ -54,21 +54,20 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None, ready_s
         **(extra or {}),
     }
     (tmp / "config.yml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "facepipe.cli",
-        "serve",
-        "--config",
-        str(tmp / "config.yml"),
-        "--models",
-        str(models_dir),
-        "--data",
-        str(tmp / "data"),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return launch(["--config", str(tmp / "config.yml"), "--models", str(models_dir)], tmp, cfg, ready_s)
+
+
+def launch(
+    args: list[str], tmp: Path, cfg: dict, ready_s: float = 60, cwd: Path | None = None, script: bool = False
+) -> Running:
+    """``facepipe serve ARGS --data TMP/data`` (``script``: ``python ARGS``, the data folder from the
+    environment) on ``cfg``'s ports; returns once it is ready."""
+    port, rpc_port = cfg["http_port"], cfg["rpc_port"]
+    serve = ["-m", "facepipe.cli", "serve", *args, "--data", str(tmp / "data")]
+    cmd = [sys.executable, *(args if script else serve)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEPIPE_DATA": str(tmp / "data")}
     with (tmp / "server.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
@@ -76,7 +75,7 @@ def start_server(models_dir: Path, tmp: Path, extra: dict | None = None, ready_s
             raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return Running(url, port, f"127.0.0.1:{rpc_port}", proc, tmp / "PipelineServingLogs")
+                return Running(url, port, f"127.0.0.1:{rpc_port}", proc, Path(cfg["log_dir"]))
         except httpx.HTTPError:
             pass
         time.sleep(0.2)

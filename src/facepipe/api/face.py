@@ -80,6 +80,8 @@ def face_json(face: Face, spoof_above: float | None, embedding: bool) -> dict[st
     }
     if face.liveness is not None and spoof_above is not None:
         out["liveness"] = {"score": round(face.liveness, 5), "real": face.liveness <= spoof_above}
+    if face.extra:
+        out["extra"] = face.extra
     if embedding and face.embedding is not None:
         out["embedding"] = face.embedding  # float32, written by the response's JSON encoder
     return out

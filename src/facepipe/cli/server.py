@@ -119,10 +119,15 @@ def serve(
     data: Annotated[Path, typer.Option(envvar="FACEPIPE_DATA", help="Data directory (gallery).")] = Path(
         "data"
     ),
+    app_spec: Annotated[
+        str | None,
+        typer.Option("--app", help="A user's app to serve too: module:attr (a facepipe.engine.App)."),
+    ] = None,
 ) -> None:
-    """Serve the ArcFace seed service, every bundle over KServe v2, health and metrics.
+    """Serve the ArcFace seed service, every bundle over KServe v2, health and metrics (and the
+    services of a user's app, over the same edges).
 
-    Example: facepipe serve --config config.yml --http-port 9998
+    Example: facepipe serve --config config.yml --app examples.web_service:app
     """
     need_server("serve")
     import asyncio
@@ -134,14 +139,20 @@ def serve(
 
     server_logging()
     cfg = load_config(config)
+    user_app = None
+    if app_spec:
+        from facepipe.server.user_app import load_app
+
+        user_app = load_app(app_spec)
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host, "log_dir": log_dir}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
     if cfg.worker_num == 1:
-        asyncio.run(build_server(cfg, models, data, config_path=config).run())
+        asyncio.run(build_server(cfg, models, data, config_path=config, user_app=user_app).run())
         return
 
     def worker(sock: socket.socket, index: int) -> None:
-        asyncio.run(build_server(cfg, models, data, config_path=config, sock=sock, worker=index).run())
+        one = build_server(cfg, models, data, config_path=config, sock=sock, worker=index, user_app=user_app)
+        asyncio.run(one.run())
 
     raise typer.Exit(serve_workers(cfg.worker_num, cfg.host, cfg.http_port, worker))

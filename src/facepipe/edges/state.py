@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from facepipe.engine.metrics import Metrics
 from facepipe.engine.pipeline import Pipeline
@@ -28,6 +29,7 @@ class ServerState:
     authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
     key_role: Callable[[str | None], str] = lambda _key: "read"  # admin, read or none (for the web UI)
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
+    crops: Versions[Any] | None = None  # the built-in ArcFace versions (kept for /v1 if an app renames)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -35,6 +37,8 @@ class ServerState:
 
     def pipelines(self) -> list[Pipeline]:
         seen: dict[int, Pipeline] = {id(p): p for p in self.extra}
+        for _, v in self.crops.items() if self.crops is not None else []:
+            seen[id(v.pipeline)] = v.pipeline
         for svc in self.seed.values():
             for _, v in svc.variants.items():
                 seen[id(v.pipeline)] = v.pipeline

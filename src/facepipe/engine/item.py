@@ -22,6 +22,7 @@ class Item:
     entered: float = 0.0
     profile: list[tuple[str, float, float]] = field(default_factory=list)  # (stage, queued_ms, run_ms)
     tags: dict[str, str] = field(default_factory=dict)
+    flow: Any = None  # the request's progress through a DAG (pipeline.Flow); None on a line
 
 
 def resolve_all(done: list[tuple[Item, Any]]) -> None:

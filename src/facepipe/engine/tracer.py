@@ -54,11 +54,9 @@ def render(pipelines: list[Pipeline], workers: int = 1) -> list[str]:
         lines += [f"\t\t{k}[{v:.3f} ms]" for k, v in req.latency_ms.items()]
     lines.append(f"Channel (server worker num[{workers}]):")
     for p in pipelines:
-        prev = "@DAGExecutor"
         for i, s in enumerate(p.stages):
             cur, cap = s.queue_depth()
-            lines.append(f"\tchl{i}(In: ['{prev}'], Out: ['{s.name}']) size[{cur}/{cap}]")
-            prev = s.name
+            lines.append(f"\tchl{i}(In: {p.input_names(i)}, Out: ['{s.name}']) size[{cur}/{cap}]")
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ class Face:
     crop: np.ndarray | None = None  # aligned 112x112 RGB
     embedding: np.ndarray | None = None
     liveness: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # values of a user's face ops, by op name
 
     @classmethod
     def make(cls, box: np.ndarray, score: float, landmarks: np.ndarray) -> Face:

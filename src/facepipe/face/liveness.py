@@ -22,7 +22,8 @@ def face_patch(image: np.ndarray, face: Face, size: int) -> np.ndarray:
 
 
 class LivenessOp:
-    """Photos in, the same photos out with ``face.liveness`` set where ``params.liveness`` asked."""
+    """Photos in; per photo, one score per face where ``params.liveness`` asked (else None). The
+    photos are only read: the face DAG's join writes the scores into ``face.liveness``."""
 
     def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
         self.bundle, self.runtime = bundle, runtime
@@ -35,14 +36,13 @@ class LivenessOp:
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:
             raise RuntimeError("LivenessOp.setup() was not called")
-        wanted = [(p, f) for p in batch if isinstance(p, Photo) and p.params.liveness for f in p.faces]
+        asked = {id(p) for p in batch if isinstance(p, Photo) and p.params.liveness}
+        wanted = [(p, f) for p in batch if id(p) in asked for f in p.faces]
         if not wanted:
-            return batch
+            return [[] if id(p) in asked else None for p in batch]
         pre = self.bundle.manifest.preprocess
         size = pre.size[1]
         x = pre.normalize(np.stack([face_patch(p.image, f, size) for p, f in wanted]))
         clss, leaf = self.session.run({self.session.input_names[0]: x})
-        scores = np.sum(np.abs(clss) * leaf, axis=1)
-        for (_, face), score in zip(wanted, scores, strict=True):
-            face.liveness = float(score)
-        return batch
+        scores = iter(float(s) for s in np.sum(np.abs(clss) * leaf, axis=1))
+        return [[next(scores) for _ in p.faces] if id(p) in asked else None for p in batch]

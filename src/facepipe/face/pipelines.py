@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from facepipe.config import Config
-from facepipe.engine.op import Chain, FunctionOp, OpFactory, per_item
-from facepipe.engine.pipeline import Pipeline
-from facepipe.engine.stage import StageConfig, stage_config
+from facepipe.engine import Chain, Dag, FunctionOp, Node, Pipeline, per_item
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
@@ -20,6 +20,7 @@ from facepipe.face.liveness import LivenessOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
 from facepipe.runtime import RuntimeSpec, runtime_spec
+from facepipe.runtime.bound import BundleModel, RepositoryModels
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
 
@@ -51,7 +52,8 @@ def align_op() -> FunctionOp:
 
 
 class FaceEmbedOp:
-    """Every face of every photo in the batch through the embedder in one call, split back after."""
+    """Every face of every photo in the batch through the embedder in one call; per photo, the
+    embeddings of its faces (the photos are only read: the join writes ``face.embedding``)."""
 
     def __init__(self, embed: EmbedOp) -> None:
         self.embed = embed
@@ -59,20 +61,53 @@ class FaceEmbedOp:
     def setup(self) -> None:
         self.embed.setup()
 
-    def __call__(self, batch: list[Photo]) -> list[Photo]:
-        faces = [f for p in batch for f in p.faces]
-        if faces:
-            for face, emb in zip(faces, self.embed([f.crop for f in faces]), strict=True):
-                face.embedding = np.asarray(emb)
-        return batch
+    def __call__(self, batch: list[Photo]) -> list[list[np.ndarray]]:
+        crops = [f.crop for p in batch for f in p.faces]
+        embs = iter(np.asarray(e) for e in self.embed(crops)) if crops else iter([])
+        return [[next(embs) for _ in p.faces] for p in batch]
 
 
-def detector_op(name: str, nets: list[Bundle], runtime: RuntimeSpec) -> MtcnnOp | BlazeFaceOp:
-    return BlazeFaceOp(nets[0], runtime) if name == "blazeface" else MtcnnOp(nets, runtime)
+def detector_op(name: str, *nets: BundleModel) -> MtcnnOp | BlazeFaceOp:
+    """The detector on the bundles the ``detect`` node names, with ``op.detect``'s runtime."""
+    bundles, runtime = [n.bundle for n in nets], nets[0].runtime
+    return BlazeFaceOp(bundles[0], runtime) if name == "blazeface" else MtcnnOp(bundles, runtime)
+
+
+def liveness_op(model: BundleModel) -> LivenessOp:
+    return LivenessOp(model.bundle, model.runtime)
 
 
 def face_embed_op(bundle: Bundle, runtime: RuntimeSpec) -> FaceEmbedOp:
     return FaceEmbedOp(EmbedOp(bundle, runtime))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _join(names: tuple[str, ...], builtin: int, parts: tuple[Any, ...]) -> Photo:
+    """The branches' per-face results written into the photo's faces: ``embed``, ``liveness`` (where
+    it runs), then each user face op's values under ``face.extra[name]``."""
+    photo: Photo = parts[0]
+    results = parts[1:]
+    for i, (name, values) in enumerate(zip(names, results, strict=True)):
+        if values is None:
+            continue
+        if len(values) != len(photo.faces):
+            raise RuntimeError(f"face op {name} gave {len(values)} values for {len(photo.faces)} faces")
+        for face, value in zip(photo.faces, values, strict=True):
+            if i < builtin and name == "embed":
+                face.embedding = value
+            elif i < builtin and name == "liveness":
+                face.liveness = value
+            else:
+                face.extra[name] = _plain(value)
+    return photo
+
+
+def join_op(names: tuple[str, ...], builtin: int) -> FunctionOp:
+    """Joins the branches ``names``, the first ``builtin`` of them facepipe's own."""
+    return per_item(partial(_join, names, builtin))
 
 
 def arcface_op(limits: DecodeLimits, bundle: Bundle, runtime: RuntimeSpec) -> Chain:
@@ -94,29 +129,31 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
     runtime = runtime_spec(config.op_config("ArcFace"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
-    return Pipeline(
-        "ArcFace",
-        [(stage_config(config, "ArcFace"), partial(arcface_op, limits, bundle, runtime))],
-        timeout_s=config.request_timeout_ms / 1000.0,
-    )
+    return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime)).compile(config)
 
 
-def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
-    """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
-    embed_runtime = runtime_spec(config.op_config("ArcFace"))
-    embed_bundle = embedder(config, repo)
-    nets = [repo.bundle(name) for name in DETECTORS[detector]]
-    det_runtime = runtime_spec(config.op_config("detect"))
+def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Sequence[Node] = ()) -> Pipeline:
+    """The face DAG: decode -> detect (faces with landmarks) -> align, then embed, liveness (when the
+    model is installed; it runs for photos that ask) and each user face op in ``extra`` (default
+    input: ``align``; one value per face) as concurrent branches, joined into the photo."""
+    embed_runtime = runtime_spec(config.op_config("ArcFace"))  # embed runs the ArcFace op's model
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     # factories are partials of module-level functions: with dag.is_thread_op: false they are
     # pickled into each worker's process
-    steps: list[tuple[StageConfig, OpFactory]] = [
-        (stage_config(config, "decode"), partial(photo_decode_op, limits)),
-        (stage_config(config, "detect"), partial(detector_op, detector, nets, det_runtime)),
-        (stage_config(config, "align"), align_op),
-        (stage_config(config, "embed"), partial(face_embed_op, embed_bundle, embed_runtime)),
-    ]
+    dag = (
+        Dag(f"photos-{detector}")
+        .add("decode", partial(photo_decode_op, limits))
+        .add("detect", partial(detector_op, detector), model=DETECTORS[detector])
+        .add("align", align_op)
+        .add("embed", partial(face_embed_op, embedder(config, repo), embed_runtime), inputs="align")
+    )
+    branches = ["embed"]
     if repo.versions("antispoof"):
-        spoof, liveness = repo.bundle("antispoof"), runtime_spec(config.op_config("liveness"))
-        steps.append((stage_config(config, "liveness"), partial(LivenessOp, spoof, liveness)))
-    return Pipeline(f"photos-{detector}", steps, timeout_s=config.request_timeout_ms / 1000.0)
+        dag.add("liveness", liveness_op, inputs="align", model="antispoof")
+        branches.append("liveness")
+    builtin = len(branches)
+    for node in extra:
+        dag.add(node.name, node.op, inputs=node.inputs or "align", model=node.models)
+        branches.append(node.name)
+    dag.add("join", partial(join_op, tuple(branches), builtin), inputs=["align", *branches])
+    return dag.compile(config, RepositoryModels(config, repo))

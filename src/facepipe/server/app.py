@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
 from facepipe.edges.ui import ui_routes
 from facepipe.edges.v1 import v1_route
+from facepipe.engine import App, Node
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.gallery import Gallery
@@ -33,21 +35,25 @@ from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
 from facepipe.server.catalog import ConfigWatch, apply_weights, build_state
 from facepipe.server.lifecycle import Component, Server, ServerOptions
+from facepipe.server.user_app import AppPart
 
 log = logging.getLogger(__name__)
 
 
-def face_service(config: Config, repo: Repository, state: ServerState) -> FaceService | None:
-    """The /v1 face API over the photo pipelines whose models are installed (None: none is)."""
+def face_service(
+    config: Config, repo: Repository, state: ServerState, extra: Sequence[Node] = ()
+) -> FaceService | None:
+    """The /v1 face API over the photo pipelines whose models are installed (None: none is);
+    ``extra``: a user's face ops, added to each photo DAG."""
     detectors = {
-        name: pipelines.photos(config, repo, name)
+        name: pipelines.photos(config, repo, name, extra)
         for name, nets in pipelines.DETECTORS.items()
         if all(repo.versions(n) for n in nets)
     }
     if not detectors:
         log.warning("no detector models installed: /v1 is not served")
         return None
-    crops = state.seed["ArcFace"].variants
+    crops = state.crops if state.crops is not None else state.seed["ArcFace"].variants
     embedder = pipelines.embedder(config, repo).manifest
     model = {"name": embedder.name, "version": str(embedder.version)}
     spoof = (
@@ -114,22 +120,27 @@ def build_server(
     config_path: Path | None = None,
     sock: socket.socket | None = None,
     worker: int = 0,
+    user_app: App | None = None,
 ) -> Server:
-    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket."""
+    """One whole server; ``sock``/``worker``: one of ``worker_num`` processes sharing a socket;
+    ``user_app``: a user's services (``facepipe serve --app``), served beside the built-ins."""
     # images are already spread over the cores by worker threads and processes: OpenCV's own pool
     # on top of them (one thread per core, per process) only adds hand-offs
     cv2.setNumThreads(config.face.opencv_threads or -1)
     repo = Repository(models_dir)
-    state = build_state(config, repo)
+    user = AppPart.of(user_app, config, repo) if user_app is not None else None
+    state = build_state(config, repo, user)
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
     state.key_role = keys.role
     control = state.control
     if control is None:  # pragma: no cover - build_state always makes one
         raise RuntimeError("no model control")
-    faces = face_service(config, repo, state)
+    faces = face_service(config, repo, state, user_app.face_ops if user_app is not None else ())
     ops: list[Operation] = face_operations(faces) if faces is not None else []
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
+    if user is not None:
+        parts.append(user)
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
         ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))

@@ -26,6 +26,7 @@ from facepipe.models.servable import InferModel, SeedService, check_inputs
 from facepipe.models.versions import Versions
 from facepipe.runtime import runtime_spec
 from facepipe.runtime.tensor_model import TensorModel, gather_items
+from facepipe.server.user_app import AppPart
 
 log = logging.getLogger(__name__)
 IMAGE_KEYS = ("image", "img", "x")
@@ -132,9 +133,12 @@ def _tensor_builder(config: Config) -> Callable[[Bundle], TensorModel]:
     return build
 
 
-def _arcface_builder(config: Config) -> Callable[[Bundle], ImageModel]:
+def _arcface_builder(config: Config, label: str = "ArcFace") -> Callable[[Bundle], ImageModel]:
+    """``label``: the pipeline's name in the tracer and metrics."""
+
     def build(bundle: Bundle) -> ImageModel:
         pipeline = pipelines.arcface(config, bundle)
+        pipeline.name = label
         pipeline.variant = str(bundle.manifest.version)
         return ImageModel(pipeline, embedding_dim(bundle), version=str(bundle.manifest.version))
 
@@ -162,18 +166,26 @@ def apply_weights(config: Config, state: ServerState) -> None:
         state.control.set_weights(name, {v: w for v, w in m.weights.items() if v in loaded})
 
 
-def build_state(config: Config, repo: Repository) -> ServerState:
-    """Empty version sets for every model and the ArcFace service, and the control that fills them."""
+def build_state(config: Config, repo: Repository, app: AppPart | None = None) -> ServerState:
+    """Empty version sets for every model and the ArcFace service (and the services of a user's
+    ``app``, which replace built-ins of the same name), and the control that fills them."""
     embedder = pipelines.embedder_name(config)
     arcface: Versions[ImageModel] = Versions("ArcFace")
     models: dict[str, Versions[InferModel]] = {"ArcFace": arcface}  # type: ignore[dict-item]
-    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config), arcface_selftest)]
+    # an app's own ArcFace takes the name; the built-in one stays loaded for /v1/embed?aligned=true
+    label = "ArcFace-builtin" if app is not None and "ArcFace" in app.seed else "ArcFace"
+    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config, label), arcface_selftest)]
     for name in sorted({e.name for e in repo.index()}):
         versions: Versions[InferModel] = Versions(name)
         models[name] = versions
         managed.append(Managed(name, name, versions, _tensor_builder(config), tensor_selftest))
     seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
+    if app is not None:
+        seed |= app.seed
+        models |= app.models
+        managed += app.managed
     state = ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
+    state.crops = arcface
     mc = config.model_control
     state.sticky_header = mc.sticky_header
     state.control = ModelControl(

@@ -1,0 +1,33 @@
+"""The face DAG's join: branch results written into the photo's faces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facepipe.face.faces import Face, Photo
+from facepipe.face.pipelines import join_op
+
+
+def photo(n: int) -> Photo:
+    faces = [Face.make(np.array([0, 0, 10, 10]), 0.9, np.zeros((5, 2))) for _ in range(n)]
+    return Photo(np.zeros((20, 20, 3), np.uint8), faces=faces)
+
+
+def test_join_writes_builtin_branches_and_user_values() -> None:
+    op = join_op(("embed", "liveness", "blur"), 2)
+    p = photo(2)
+    embs = [np.ones(4, np.float32), np.zeros(4, np.float32)]
+    (out,) = op([(p, embs, [0.1, 0.7], [np.float32(3.5), 1.0])])
+    assert out is p and p.faces[0].embedding is embs[0] and p.faces[1].liveness == 0.7
+    assert p.faces[0].extra == {"blur": 3.5} and type(p.faces[0].extra["blur"]) is float
+
+
+def test_join_skips_a_branch_that_did_not_run_and_names_a_wrong_count() -> None:
+    p = photo(1)
+    join_op(("embed", "liveness"), 2)([(p, [np.ones(2)], None)])  # liveness not asked for
+    assert p.faces[0].embedding is not None and p.faces[0].liveness is None and p.faces[0].extra == {}
+    q = photo(1)
+    join_op(("embed", "liveness"), 1)([(q, [np.ones(2)], [0.3])])  # a user op that took the name
+    assert q.faces[0].liveness is None and q.faces[0].extra == {"liveness": 0.3}
+    (bad,) = join_op(("embed",), 1)([(photo(2), [np.ones(2)])])
+    assert isinstance(bad, RuntimeError) and "face op embed gave 1 values for 2 faces" in str(bad)
