@@ -94,7 +94,7 @@ def test_the_seed_way_python_web_service_py(
     cfg = yaml.safe_load((ROOT / "examples" / "config.yml").read_text())
     cfg |= {"http_port": free_port(), "rpc_port": free_port(), "log_dir": str(tmp_path / "logs")}
     (tmp_path / "config.yml").write_text(yaml.safe_dump(cfg))
-    monkeypatch.setenv("FACEPIPE_MODELS", str(models_dir))
+    monkeypatch.setenv("FACEPIPE_MODELS", str(models_dir.resolve()))  # the script runs elsewhere
     script = [str(tmp_path / "web_service.py")]
     running = launch(script, tmp_path, cfg, ready_s=120, cwd=tmp_path, script=True)
     try:
