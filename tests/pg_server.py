@@ -1,0 +1,110 @@
+"""A real PostgreSQL server for the tests: Debian's binaries (``scripts/postgres.sh`` installs them
+when missing), a temporary data directory, a free loopback port; stopped at the end.
+
+As root, initdb refuses to run: the server then runs as the ``postgres`` OS user (the Debian package
+creates it; ``useradd`` otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN_ROOT = Path("/usr/lib/postgresql")
+
+
+def bin_dir() -> Path | None:
+    """The newest installed server's bin directory, or None."""
+    found = [p.parent for p in BIN_ROOT.glob("*/bin/initdb")]
+    return max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0)) if found else None
+
+
+def install() -> Path:
+    found = bin_dir()
+    if found is None:
+        subprocess.run([str(ROOT / "scripts" / "postgres.sh")], check=True)
+        found = bin_dir()
+    if found is None:
+        raise RuntimeError("scripts/postgres.sh ran but no /usr/lib/postgresql/*/bin/initdb exists")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+    return ["runuser", "-u", "postgres", "--"]
+
+
+class PgServer:
+    """One PostgreSQL server in ``root`` (data directory and socket), on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.bin = install()
+        # in the temp directory itself: pytest's tmp_path sits in 0700 folders the postgres user cannot enter
+        self.root = Path(tempfile.mkdtemp(prefix="facepipe-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.user = _as_postgres()
+        if self.user:
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [*self.user, str(self.bin / tool), *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(
+                f"{tool} failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}"
+            )
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            opts,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.data))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database's URL (one per test: no state leaks between tests)."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}".encode())
+        return self.url(name)
