@@ -85,7 +85,12 @@ class PostgresStore(Store):
         self._backoff = Backoff()
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self.listening = threading.Event()  # set while the listener is connected and listening
         self._writer: psycopg.Connection[Any] | None = None
+        self._writer_gen = 0
+        # bumped whenever the server was found gone: every connection opened before is then replaced
+        # on its next use, instead of failing one more call per thread after the server is back
+        self._generation = 0
         try:
             self._migrate()
         except StoreUnavailable as exc:
@@ -106,6 +111,7 @@ class PostgresStore(Store):
             yield
         except LOST as exc:
             drop()
+            self._generation += 1
             reason = f"gallery store {self.where} unreachable: {str(exc).strip().splitlines()[0]}"
             self._backoff.failed(reason)
             log.warning("%s", reason)
@@ -124,15 +130,22 @@ class PostgresStore(Store):
         self._local.db = None
 
     def _writer_db(self) -> psycopg.Connection[Any]:
-        if self._writer is None or self._writer.closed or self._writer.broken:
-            self._writer = self._connect()
+        if (
+            self._writer is None
+            or self._writer.closed
+            or self._writer.broken
+            or self._writer_gen != self._generation
+        ):
+            self._drop_writer()
+            self._writer, self._writer_gen = self._connect(), self._generation
         return self._writer
 
     def _reader(self) -> psycopg.Connection[Any]:
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
-        if db is None or db.closed or db.broken:
+        if db is None or db.closed or db.broken or getattr(self._local, "gen", -1) != self._generation:
+            self._drop_reader()
             db = self._connect()
-            self._local.db = db
+            self._local.db, self._local.gen = db, self._generation
         return db
 
     def _migrate(self) -> None:
@@ -211,10 +224,13 @@ class PostgresStore(Store):
                     backoff.ok()
                     self._backoff.ok()  # writes may try again at once
                     _wake(wake)  # what changed while nobody listened
+                    self.listening.set()
                     while not self._stop.is_set():
                         if list(db.notifies(timeout=0.5, stop_after=1)):
                             _wake(wake)
             except LOST as exc:
+                self.listening.clear()
+                self._generation += 1
                 delay = backoff.failed(str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)
                 log.warning(
                     "gallery listener lost %s (%s); retrying in %.1f s", self.where, backoff.reason, delay
