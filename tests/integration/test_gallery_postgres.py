@@ -30,7 +30,9 @@ def pg() -> Iterator[PgServer]:
 def pair(models_dir: Path, pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Running]]:
     url = pg.new_database()
     servers = [
-        start_server(models_dir, tmp_path_factory.mktemp(f"pg-server-{i}"), {**AUTH, "gallery": {"store": url}})
+        start_server(
+            models_dir, tmp_path_factory.mktemp(f"pg-server-{i}"), {**AUTH, "gallery": {"store": url}}
+        )
         for i in range(2)
     ]
     yield servers

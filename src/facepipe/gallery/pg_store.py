@@ -34,6 +34,11 @@ CHANNEL = "facepipe_changes"
 WRITE_LOCK = 0x66616365  # pg_advisory_xact_lock key held by every gallery write ("face")
 LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # a server that vanishes without closing its sockets is noticed within ~11 s, not hours
+SNAPSHOT_WAIT_S = 2.0
+# sessions of this database whose snapshot or transaction is as old as the deleting transaction
+OLDER_SNAPSHOTS = b"""SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+    AND pid <> pg_backend_pid()
+    AND (age(backend_xmin) >= age(%(x)s::xid) OR age(backend_xid) >= age(%(x)s::xid))"""
 KEEPALIVE: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 5,
@@ -86,6 +91,7 @@ class PostgresStore(Store):
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self.listening = threading.Event()  # set while the listener is connected and listening
+        self._retry = threading.Event()  # cuts the listener's backoff short: the server is back
         self._writer: psycopg.Connection[Any] | None = None
         self._writer_gen = 0
         # bumped whenever the server was found gone: every connection opened before is then replaced
@@ -116,6 +122,8 @@ class PostgresStore(Store):
             self._backoff.failed(reason)
             log.warning("%s", reason)
             raise StoreUnavailable(f"{reason}; writes are refused until it is back (reconnecting)") from None
+        if self._backoff.reason:  # a call got through after a failure: the listener retries now too
+            self._retry.set()
         self._backoff.ok()
 
     def _drop_writer(self) -> None:
@@ -183,20 +191,32 @@ class PostgresStore(Store):
                 out = fn(tx)
                 Store.prune(tx)
                 db.execute(f"NOTIFY {CHANNEL}".encode())
+                xid = int(db.execute(b"SELECT pg_current_xact_id()::text").fetchone()[0]) if tx.erased else 0
         if tx.erased:
-            self.erase()
+            self.erase(xid)
         return out
 
-    def erase(self) -> None:
+    def _wait_for_snapshots(self, db: psycopg.Connection[Any], xid: int) -> None:
+        """Wait (up to ``SNAPSHOT_WAIT_S``) until no other session of this database can still see
+        rows deleted by transaction ``xid``: VACUUM keeps (and VACUUM FULL copies) such rows."""
+        deadline = time.monotonic() + SNAPSHOT_WAIT_S
+        while (n := _count(db.execute(OLDER_SNAPSHOTS, {"x": str(xid % 2**32)}).fetchone())) > 0:
+            if time.monotonic() > deadline:
+                log.warning("gallery: %d sessions still see deleted rows; VACUUM may keep them", n)
+                return
+            time.sleep(0.02)
+
+    def erase(self, xid: int) -> None:
         """VACUUM the tables a delete touched. Plain VACUUM frees the deleted rows' space (and their
         TOAST chunks') for reuse, without locking readers out, but leaves the bytes in the table's
         files until new rows overwrite them; VACUUM FULL (``gallery.pg_erase: vacuum_full``) rewrites
         ``faces`` and ``subjects`` into new files, locking them while it runs. Neither clears WAL
-        segments: docs/security.md."""
+        segments: docs/gallery.md."""
         sql = b"VACUUM FULL faces, subjects" if self.full_vacuum else b"VACUUM faces, subjects"
         try:
             with self._guard(self._drop_writer):
                 db = self._writer_db()
+                self._wait_for_snapshots(db, xid)
                 db.execute(sql)
                 db.execute(b"VACUUM changes")
         except StoreUnavailable as exc:
@@ -235,10 +255,12 @@ class PostgresStore(Store):
                 log.warning(
                     "gallery listener lost %s (%s); retrying in %.1f s", self.where, backoff.reason, delay
                 )
-                self._stop.wait(delay)
+                self._retry.wait(delay)
+                self._retry.clear()
 
     def close(self) -> None:
         self._stop.set()
+        self._retry.set()
         if self._listener is not None:
             self._listener.join(5)
         with self._open_lock:
@@ -252,3 +274,7 @@ def _wake(wake: Callable[[], None]) -> None:
         wake()
     except StoreUnavailable as exc:
         log.warning("gallery catch-up after a notification failed: %s", exc)
+
+
+def _count(row: tuple[Any, ...] | None) -> int:
+    return 0 if row is None else int(row[0])
