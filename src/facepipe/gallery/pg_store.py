@@ -191,7 +191,7 @@ class PostgresStore(Store):
                 out = fn(tx)
                 Store.prune(tx)
                 db.execute(f"NOTIFY {CHANNEL}".encode())
-                xid = int(db.execute(b"SELECT pg_current_xact_id()::text").fetchone()[0]) if tx.erased else 0
+                xid = _count(db.execute(b"SELECT pg_current_xact_id()::text").fetchone()) if tx.erased else 0
         if tx.erased:
             self.erase(xid)
         return out
@@ -277,4 +277,5 @@ def _wake(wake: Callable[[], None]) -> None:
 
 
 def _count(row: tuple[Any, ...] | None) -> int:
+    """The integer in a one-column row (0 for no row)."""
     return 0 if row is None else int(row[0])
