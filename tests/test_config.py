@@ -56,6 +56,9 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
         ({"op": {"embed": {"is_thread_op": "maybe"}}}, "op.embed.is_thread_op"),
         ({"htp_port": 1}, "htp_port"),
+        ({"gallery": {"store": "mysql://db/x"}}, "gallery.store"),
+        ({"gallery": {"store": "sqlite:///"}}, "gallery.store"),
+        ({"gallery": {"pg_erase": "shred"}}, "gallery.pg_erase"),
         ({"http_port": "x"}, "http_port"),
     ],
 )
@@ -71,3 +74,10 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+def test_the_gallery_store_defaults_to_the_sqlite_file() -> None:
+    assert parse_config({}).gallery.store_url() == "sqlite:///gallery.db"
+    assert parse_config({"gallery": {"file": "g2.db"}}).gallery.store_url() == "sqlite:///g2.db"
+    url = "postgresql://facepipe@db.internal:5432/gallery"
+    assert parse_config({"gallery": {"store": url}}).gallery.store_url() == url
