@@ -70,8 +70,14 @@ def _as_postgres() -> list[str]:
 def _reachable(bin_dir: Path, user: list[str]) -> Path:
     """``bin_dir``, or a copy of its installation the ``postgres`` user can run (a virtual
     environment under /root is not readable by it)."""
+    if not (bin_dir / "initdb").is_file():
+        raise RuntimeError(f"no PostgreSQL server in {bin_dir} (no initdb there)")
+    if not user:
+        return bin_dir
     if subprocess.run([*user, "test", "-x", str(bin_dir / "initdb")], check=False).returncode == 0:
         return bin_dir
+    if bin_dir.parent.name != "pginstall":  # only the wheel's own, self-contained tree is copied
+        raise RuntimeError(f"the postgres user cannot run {bin_dir}/initdb")
     key = hashlib.sha256(str(bin_dir).encode()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"facepipe-pg-bin-{key}"  # one copy, reused by later runs
     if not copy.exists():
@@ -90,16 +96,21 @@ class PgServer:
     """One PostgreSQL server in ``root`` (data directory and socket), on a free loopback port."""
 
     def __init__(self) -> None:
-        self.bin = install()
+        self.user = _as_postgres()
+        self.bin = _reachable(install(), self.user)
         # in the temp directory itself: pytest's tmp_path sits in 0700 folders the postgres user cannot enter
         self.root = Path(tempfile.mkdtemp(prefix="facepipe-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
-        self.user = _as_postgres()
         if self.user:
             shutil.chown(self.root, "postgres")
-            self.bin = _reachable(self.bin, self.user)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        try:
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"
+            )
+        except BaseException:
+            self.remove()
+            raise
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [*self.user, str(self.bin / tool), *args]
