@@ -226,10 +226,11 @@ class Gallery:
         """For each query, the ``k`` most similar subjects (best face of each), best first."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
-        try:
-            self.catch_up()  # what other processes changed
-        except StoreUnavailable as exc:  # answer from the index as it is; writes get the 503
-            log.debug("identify without catching up: %s", exc)
+        if self.store.available():  # else: answer from the index as it is; writes get the 503
+            try:
+                self.catch_up()  # what other processes changed
+            except StoreUnavailable as exc:
+                log.debug("identify without catching up: %s", exc)
         scores, ids = self.index.search(queries.astype(np.float32), k * 4)
         out = []
         with self._lock:

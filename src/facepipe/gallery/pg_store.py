@@ -224,6 +224,10 @@ class PostgresStore(Store):
                 "gallery: VACUUM after a delete failed (the next delete or autovacuum redoes it): %s", exc
             )
 
+    def available(self) -> bool:
+        """False from a lost connection until a call or the listener gets through again."""
+        return not self._backoff.reason
+
     def follow(self, wake: Callable[[], None]) -> None:
         if self._listener is None:
             self._listener = threading.Thread(
@@ -252,6 +256,7 @@ class PostgresStore(Store):
                 self.listening.clear()
                 self._generation += 1
                 delay = backoff.failed(str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)
+                self._backoff.failed(f"gallery store {self.where} unreachable: {backoff.reason}")
                 log.warning(
                     "gallery listener lost %s (%s); retrying in %.1f s", self.where, backoff.reason, delay
                 )

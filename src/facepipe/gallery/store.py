@@ -125,6 +125,11 @@ class Store(ABC):
         """Call ``wake`` whenever another process may have changed the store (default: never; the
         gallery then follows the log only before each search)."""
 
+    def available(self) -> bool:
+        """False while the store is known to be unreachable (searches then skip catching up rather
+        than wait on a connection attempt)."""
+        return True
+
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         rows = self.rows(sql, args)
         return rows[0] if rows else None
