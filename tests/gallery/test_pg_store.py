@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from facepipe.errors import StoreUnavailable
+from facepipe.errors import ConfigError, StoreUnavailable
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.pg_store import PostgresStore
 from facepipe.gallery.store import NewFace, Store
@@ -175,3 +175,11 @@ def test_with_vacuum_full_a_deleted_face_leaves_no_bytes_in_the_table_files(post
             assert files_holding(postgres.data, needle, skip=("pg_wal",)) == []
     assert all(files_holding(postgres.data / "base", n) for n in needles(faces[1]))
     g.close()
+
+
+def test_an_unreachable_server_at_start_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(
+        ConfigError, match=r"gallery\.store: gallery store 127\.0\.0\.1:1/x unreachable"
+    ) as err:
+        PostgresStore("postgresql://postgres:secret@127.0.0.1:1/x", connect_timeout_s=1)
+    assert "secret" not in str(err.value)  # the URL's password is never in a message
