@@ -152,7 +152,7 @@ def _checkpoint(url: str) -> None:
 def test_with_vacuum_full_a_deleted_face_leaves_no_bytes_in_the_table_files(postgres: PgServer) -> None:
     """What PostgreSQL can guarantee: with ``pg_erase: vacuum_full`` the deleted crop and embedding are
     in no table file (base/) once the delete returns. WAL segments (pg_wal/) still hold them until
-    they are recycled and overwritten: that is documented (docs/security.md), not erased."""
+    they are recycled and overwritten: that is documented (docs/gallery.md), not erased."""
     url = postgres.new_database()
     g = Gallery.open(PostgresStore(url, full_vacuum=True), MODEL, DIM)
     faces = [marked_face(100 + i) for i in range(3)]

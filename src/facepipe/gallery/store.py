@@ -7,7 +7,7 @@ transaction committed durably before it returns, with an entry per change in the
 the same transaction: every server's index follows that log. Reads never wait on the writer.
 
 Deletes erase: a transaction that deleted a face or subject sets ``Tx.erased``, and the backend then
-removes the deleted bytes from its files as far as it can (``Store.erase``; see docs/security.md).
+removes the deleted bytes from its files as far as it can (each backend's ``erase``; docs/gallery.md).
 """
 
 from __future__ import annotations
