@@ -16,12 +16,13 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from facepipe.errors import Conflict
+from facepipe.gallery.records import FaceRecord, NewFace, Subject
 from facepipe.gallery.schema import SCHEMA_VERSION, Dialect, spell
 
 T = TypeVar("T")
@@ -32,35 +33,6 @@ __all__ = ["SCHEMA_VERSION", "Duplicate", "FaceRecord", "NewFace", "Store", "Sub
 
 class Duplicate(Conflict):
     """A row with this key exists already (the backend's integrity error, in one vocabulary)."""
-
-
-@dataclass(slots=True)
-class Subject:
-    id: str
-    name: str
-    metadata: dict[str, Any]
-    created: float
-    faces: int = 0
-
-
-@dataclass(slots=True)
-class FaceRecord:
-    id: int
-    subject_id: str
-    model: str
-    model_version: str
-    image_sha256: str
-    quality: dict[str, Any]
-    created: float
-    has_crop: bool
-
-
-@dataclass(slots=True)
-class NewFace:
-    embedding: np.ndarray  # float32, L2-normalised
-    image_sha256: str
-    crop_png: bytes | None
-    quality: dict[str, Any] = field(default_factory=dict)
 
 
 class Cursor(Protocol):
