@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from facepipe.gallery.gallery import Gallery  # noqa: E402
 from facepipe.gallery.index import ExactIndex, FaissIndex  # noqa: E402
+from facepipe.gallery.sqlite_store import SqliteStore  # noqa: E402
 from facepipe.gallery.store import NewFace, Store  # noqa: E402
 from facepipe.tools.eval_server import embed_files  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
@@ -128,7 +129,7 @@ def bench_faiss(
 def bench_store(vectors: np.ndarray) -> dict:
     model = ("mobilefacenet", "1")
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "gallery.db")
+        store = SqliteStore(Path(tmp) / "gallery.db")
         store.write(lambda db: Store.insert_subject(db, "s", "s", {}))
         t = time.perf_counter()
         for lo in range(0, len(vectors), 50_000):
@@ -137,7 +138,7 @@ def bench_store(vectors: np.ndarray) -> dict:
         entry = {"insert_s": time.perf_counter() - t}
         store.close()
         t = time.perf_counter()
-        Gallery.open(Path(tmp) / "gallery.db", model, DIM).close()
+        Gallery.open(SqliteStore(Path(tmp) / "gallery.db"), model, DIM).close()
         entry["open_and_index_s"] = time.perf_counter() - t
         entry["file_mb"] = (Path(tmp) / "gallery.db").stat().st_size / 2**20
     return entry

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.pg_server import PgServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACEPIPE_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -56,3 +60,19 @@ def lfw_landmarks(lfw_dir: Path) -> dict[str, np.ndarray]:
         parts = line.split("\t")
         out[parts[0]] = np.array([float(v) for v in parts[6:16]]).reshape(5, 2)
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the whole session. Cannot start: a failure in CI (CI=true), where
+    the PostgreSQL tests must run; a skip elsewhere, with the reason."""
+    try:
+        server = PgServer()
+        server.start()
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL could not be started in CI: {exc}")
+        pytest.skip(f"PostgreSQL could not be started (scripts/postgres.sh installs it): {exc}")
+    yield server
+    server.stop("immediate")
+    server.remove()

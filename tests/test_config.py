@@ -56,6 +56,9 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
         ({"op": {"embed": {"is_thread_op": "maybe"}}}, "op.embed.is_thread_op"),
         ({"htp_port": 1}, "htp_port"),
+        ({"gallery": {"store": "mysql://db/x"}}, "gallery.store"),
+        ({"gallery": {"store": "sqlite:///"}}, "gallery.store"),
+        ({"gallery": {"pg_erase": "shred"}}, "gallery.pg_erase"),
         ({"http_port": "x"}, "http_port"),
     ],
 )
@@ -82,3 +85,10 @@ def test_compile_applies_on_gpu_only() -> None:
     conf["local_service_conf"]["device_type"] = 0
     cpu = runtime_spec(parse_config({"op": {"embed": conf}}).op_config("embed"))
     assert cpu.device == "cpu" and not cpu.compile
+
+
+def test_the_gallery_store_defaults_to_the_sqlite_file() -> None:
+    assert parse_config({}).gallery.store_url() == "sqlite:///gallery.db"
+    assert parse_config({"gallery": {"file": "g2.db"}}).gallery.store_url() == "sqlite:///g2.db"
+    url = "postgresql://facepipe@db.internal:5432/gallery"
+    assert parse_config({"gallery": {"store": url}}).gallery.store_url() == url

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from facepipe.errors import ConfigError
 
@@ -94,6 +94,9 @@ class GalleryConfig(_Strict):
 
     enabled: bool = True
     file: str = "gallery.db"
+    store: str | None = Field(
+        None, description="sqlite:///<file> (relative to --data) or postgresql://...; unset: sqlite:///<file>"
+    )
     index: Literal["exact", "ivf", "hnsw"] = "exact"
     ivf_nlist: int = Field(4096, ge=1)
     ivf_nprobe: int = Field(1024, ge=1)
@@ -101,8 +104,22 @@ class GalleryConfig(_Strict):
     hnsw_ef_search: int = Field(128, ge=1)
     merge_every: int = Field(4096, ge=1)
     keep_crops: bool = True
+    pg_erase: Literal["vacuum", "vacuum_full"] = "vacuum"
     identify_threshold: float = Field(0.6, ge=-1, le=1)
     top_k: int = Field(1, ge=1, le=100)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must be sqlite:///<file> or postgresql://[user@]host[:port]/dbname")
+        if url is not None and url.startswith("sqlite:///") and not url.removeprefix("sqlite:///"):
+            raise ValueError("sqlite:/// needs a file name (sqlite:///gallery.db)")
+        return url
+
+    def store_url(self) -> str:
+        """The store this gallery uses: ``store``, or the SQLite file ``file`` under --data."""
+        return self.store or f"sqlite:///{self.file}"
 
 
 class AuthConfig(_Strict):

@@ -93,6 +93,14 @@ class Unreachable(FacepipeError):
     grpc_status = "UNAVAILABLE"
 
 
+class StoreUnavailable(FacepipeError):
+    """The gallery's store (PostgreSQL) cannot be reached: writes are refused until it is back."""
+
+    code = "store_unavailable"
+    http_status = 503
+    grpc_status = "UNAVAILABLE"
+
+
 class DeadlineExceeded(FacepipeError):
     code = "deadline_exceeded"
     http_status = 504

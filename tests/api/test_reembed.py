@@ -10,6 +10,7 @@ import pytest
 
 from facepipe.api.reembed import Reembedder
 from facepipe.gallery.gallery import Gallery
+from facepipe.gallery.sqlite_store import SqliteStore
 from facepipe.gallery.store import NewFace, Store
 
 
@@ -18,7 +19,7 @@ def test_reembed_moves_every_face_with_a_crop_to_the_current_model(
 ) -> None:
     images = sorted((lfw_dir / "images").glob("*/*.jpg"))[:5]
     crops = [cv2.resize(cv2.imread(str(p)), (112, 112)) for p in images]
-    store = Store(tmp_path / "gallery.db")
+    store = SqliteStore(tmp_path / "gallery.db")
     store.write(lambda db: Store.insert_subject(db, "ann", "Ann", {}))
     old = ("mobilefacenet", "0")
     for i, crop in enumerate(crops):
@@ -40,6 +41,6 @@ def test_reembed_moves_every_face_with_a_crop_to_the_current_model(
     assert np.allclose(vecs, np.stack(expected), atol=1e-5)
     assert job.run(batch=2) == (0, 1)  # nothing left to do: a rerun is a no-op
 
-    gallery = Gallery.open(tmp_path / "gallery.db", job.model, 192)
+    gallery = Gallery.open(SqliteStore(tmp_path / "gallery.db"), job.model, 192)
     with pytest.raises(Exception, match="reembed"):
         gallery.check_model()  # the crop-less face still blocks search, and says why

@@ -25,3 +25,11 @@ def test_status_picks_the_class(status: int, body: object, cls: type[errors.Face
     err = server_error(status, body)
     assert type(err) is cls
     assert err.http_status < 500 if status < 500 else err.http_status >= 500
+
+
+def test_error_codes_map_to_their_classes() -> None:
+    body = {"error": {"code": "store_unavailable", "message": "gallery store db:5432/g unreachable"}}
+    err = server_error(503, body)
+    assert isinstance(err, errors.StoreUnavailable) and "unreachable" in err.message
+    assert type(server_error(404, {"error": {"code": "not_found", "message": "x"}})) is errors.NotFound
+    assert type(server_error(500, {"error": {"code": "what", "message": "x"}})) is errors.FacepipeError

@@ -11,12 +11,13 @@ from facepipe.api.operation import rpc_name
 from facepipe.config import FaceConfig, GalleryConfig
 from facepipe.edges.face_grpc import SERVICE
 from facepipe.gallery.gallery import Gallery
+from facepipe.gallery.sqlite_store import SqliteStore
 from facepipe.protos import face_service_pb2 as pb
 
 
 def test_every_operation_is_a_method_of_the_proto_service(tmp_path: Path) -> None:
     faces = FaceService({}, None, FaceConfig(), {"name": "m", "version": "1"}, 4, None, 1024)  # type: ignore[arg-type]
-    gallery = Gallery.open(tmp_path / "g.db", ("m", "1"), 4)
+    gallery = Gallery.open(SqliteStore(tmp_path / "g.db"), ("m", "1"), 4)
     ops = face_operations(faces) + gallery_operations(
         GalleryService(gallery, faces, ApiKeys([], []), GalleryConfig())
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.store import NewFace, Store
 
@@ -25,8 +27,10 @@ def new(seed: int) -> NewFace:
 
 
 @pytest.fixture
-def gallery(tmp_path: Path) -> Gallery:
-    return Gallery.open(tmp_path / "g.db", MODEL, DIM)
+def gallery(store_url: str, tmp_path: Path) -> Iterator[Gallery]:
+    g = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM)
+    yield g
+    g.close()
 
 
 def test_enrol_identify_delete(gallery: Gallery) -> None:
@@ -78,9 +82,9 @@ def test_errors_name_the_problem(gallery: Gallery) -> None:
     asyncio.run(run())
 
 
-def test_a_restart_rebuilds_the_index_from_the_store(tmp_path: Path) -> None:
+def test_a_restart_rebuilds_the_index_from_the_store(store_url: str, tmp_path: Path) -> None:
     async def enrol() -> int:
-        g = Gallery.open(tmp_path / "g.db", MODEL, DIM)
+        g = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM)
         await g.create_subject("ann", "Ann", {})
         rows = await g.add_faces("ann", [new(1)])
         g.close()
@@ -88,22 +92,23 @@ def test_a_restart_rebuilds_the_index_from_the_store(tmp_path: Path) -> None:
 
     fid = asyncio.run(enrol())
     for kind in ("exact", "ivf", "hnsw"):
-        g = Gallery.open(tmp_path / "g.db", MODEL, DIM, kind)  # type: ignore[arg-type]
+        g = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM, kind)  # type: ignore[arg-type]
         m = g.identify(vec(1)[None], 1)[0][0]
         assert (m.subject_id, m.face_id, m.name) == ("ann", fid, "Ann")
         g.close()
 
 
-def test_faces_of_another_model_version_block_search(tmp_path: Path) -> None:
-    store = Store(tmp_path / "g.db")
+def test_faces_of_another_model_version_block_search(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url, tmp_path)
     store.write(lambda db: Store.insert_subject(db, "ann", "Ann", {}))
     store.write(lambda db: Store.insert_face(db, "ann", ("m", "0"), new(1)))
     store.close()
-    g = Gallery.open(tmp_path / "g.db", MODEL, DIM)
+    g = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM)
     with pytest.raises(Conflict, match="reembed"):
         g.check_model()
     with pytest.raises(Conflict, match="m/2"):
         g.check_model(("m", "2"))
+    g.close()
 
 
 def test_concurrent_writers_keep_store_and_index_in_step(gallery: Gallery) -> None:
@@ -120,9 +125,11 @@ def test_concurrent_writers_keep_store_and_index_in_step(gallery: Gallery) -> No
     assert stored == set(indexed.tolist()) and len(stored) == gallery.faces_count()
 
 
-def test_two_processes_on_one_store_stay_in_step(tmp_path: Path) -> None:
-    a = Gallery.open(tmp_path / "g.db", MODEL, DIM)
-    b = Gallery.open(tmp_path / "g.db", MODEL, DIM, "ivf")  # another process, another index kind
+def test_two_processes_on_one_store_stay_in_step(store_url: str, tmp_path: Path) -> None:
+    a = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM)
+    b = Gallery.open(
+        open_store(store_url, tmp_path), MODEL, DIM, "ivf"
+    )  # another process, another index kind
 
     async def run() -> None:
         await a.create_subject("ann", "Ann", {})
@@ -136,3 +143,5 @@ def test_two_processes_on_one_store_stay_in_step(tmp_path: Path) -> None:
         assert a.identify(vec(2)[None], 1) == [[]]
 
     asyncio.run(run())
+    a.close()
+    b.close()

@@ -166,7 +166,7 @@ async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
 
 async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
-    return subject_json(svc.gallery.subject(inputs.path["sid"]))
+    return subject_json(await asyncio.to_thread(svc.gallery.subject, inputs.path["sid"]))
 
 
 async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
@@ -185,7 +185,7 @@ async def delete_subject(svc: GalleryService, inputs: Inputs) -> Answer:
 async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "write")
     sid = inputs.path["sid"]
-    svc.gallery.subject(sid)  # 404 before any detection work
+    await asyncio.to_thread(svc.gallery.subject, sid)  # 404 before any detection work
     chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
     rows = await svc.gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
     faces = [
@@ -198,13 +198,14 @@ async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
 async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     sid = inputs.path["sid"]
-    svc.gallery.subject(sid)
-    return {"subject": sid, "faces": [record_json(f) for f in svc.gallery.store.faces_of(sid)]}
+    await asyncio.to_thread(svc.gallery.subject, sid)
+    faces = await asyncio.to_thread(svc.gallery.store.faces_of, sid)
+    return {"subject": sid, "faces": [record_json(f) for f in faces]}
 
 
 async def get_face(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
-    return record_json(svc.gallery.face(_face_id(inputs)))
+    return record_json(await asyncio.to_thread(svc.gallery.face, _face_id(inputs)))
 
 
 async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
@@ -217,8 +218,8 @@ async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
 async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     fid = _face_id(inputs)
-    svc.gallery.face(fid)
-    png = svc.gallery.store.crop(fid)
+    await asyncio.to_thread(svc.gallery.face, fid)
+    png = await asyncio.to_thread(svc.gallery.store.crop, fid)
     if png is None:
         raise InvalidInput(f"face {fid} has no stored crop (gallery.keep_crops was off)")
     return Binary(png, "image/png")

@@ -7,7 +7,6 @@ picked up, so an interrupted run continues where it stopped.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +18,8 @@ import numpy as np
 from facepipe.config import Config, load_config
 from facepipe.face import pipelines
 from facepipe.face.embed import EmbedOp
-from facepipe.gallery.store import Store
+from facepipe.gallery.backends import open_store
+from facepipe.gallery.store import Store, Tx
 from facepipe.models.repository import Repository
 from facepipe.runtime import runtime_spec
 
@@ -44,11 +44,11 @@ class Reembedder:
         op = EmbedOp(bundle, runtime_spec(config.op_config("ArcFace")))
         op.setup()
         model = (bundle.manifest.name, str(bundle.manifest.version))
-        return cls(Store(data / config.gallery.file), op, model)
+        return cls(open_store(config.gallery.store_url(), data, config.gallery.pg_erase), op, model)
 
-    def _save(self, ids: list[int], embeddings: list[np.ndarray], db: sqlite3.Connection) -> None:
+    def _save(self, ids: list[int], embeddings: list[np.ndarray], tx: Tx) -> None:
         for fid, emb in zip(ids, embeddings, strict=True):
-            Store.set_embedding(db, fid, self.model, emb)
+            Store.set_embedding(tx, fid, self.model, emb)
 
     def pending(self) -> int:
         return sum(n for m, n in self.store.model_counts().items() if m != self.model)

@@ -117,6 +117,7 @@ _ERRORS: dict[str, type[errors.FacepipeError]] = {
         errors.Forbidden,
         errors.Overloaded,
         errors.NotReady,
+        errors.StoreUnavailable,
         errors.DeadlineExceeded,
     )
 }

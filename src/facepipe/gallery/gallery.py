@@ -13,20 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
-from facepipe.gallery.store import FaceRecord, NewFace, Store, Subject
+from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,9 +52,14 @@ class Gallery:
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
 
     @classmethod
-    def open(cls, path: Path, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any) -> Gallery:
-        gallery = cls(Store(path), model, dim, kind, **opts)
+    def open(
+        cls, store: Store, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any
+    ) -> Gallery:
+        """Load the index from ``store``, then follow the store's change log (woken by the store
+        where it can notify; otherwise before every search)."""
+        gallery = cls(store, model, dim, kind, **opts)
         gallery.load()
+        store.follow(gallery.catch_up)
         return gallery
 
     def load(self) -> None:
@@ -85,12 +88,15 @@ class Gallery:
         self._writer.shutdown(wait=True)
         self.store.close()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` in one transaction on the writer thread, then bring the index up to date."""
 
         def run() -> T:
             out = self.store.write(fn)
-            self.catch_up()
+            try:
+                self.catch_up()
+            except StoreUnavailable as exc:  # committed: the listener or the next read catches up
+                log.warning("index catch-up after a write failed: %s", exc)
             return out
 
         return await asyncio.wrap_future(self._writer.submit(run))
@@ -132,10 +138,10 @@ class Gallery:
         if not SUBJECT_ID.match(sid):
             raise InvalidInput(f"id: {sid!r} must be 1-128 letters, digits, '_', '.', '@' or '-'")
 
-        def insert(db: sqlite3.Connection) -> Subject:
+        def insert(tx: Tx) -> Subject:
             try:
-                return Store.insert_subject(db, sid, name, metadata)
-            except sqlite3.IntegrityError:
+                return Store.insert_subject(tx, sid, name, metadata)
+            except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
         return await self._write(insert)
@@ -147,20 +153,20 @@ class Gallery:
         return found
 
     async def update_subject(self, sid: str, name: str | None, metadata: dict[str, Any] | None) -> Subject:
-        def update(db: sqlite3.Connection) -> Subject:
+        def update(tx: Tx) -> Subject:
             old = self.subject(sid)
             new_name = old.name if name is None else name
             new_meta = old.metadata if metadata is None else metadata
-            Store.update_subject(db, sid, new_name, new_meta)
+            Store.update_subject(tx, sid, new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces)
 
         return await self._write(update)
 
     async def delete_subject(self, sid: str) -> int:
-        def delete(db: sqlite3.Connection) -> list[int]:
-            if not Store.has_subject(db, sid):
+        def delete(tx: Tx) -> list[int]:
+            if not Store.has_subject(tx, sid):
                 raise NotFound(f"no subject {sid!r}")
-            return Store.delete_subject(db, sid)
+            return Store.delete_subject(tx, sid)
 
         removed: list[int] = await self._write(delete)
         return len(removed)
@@ -174,14 +180,14 @@ class Gallery:
             if f.embedding.shape != (self.dim,):
                 raise InvalidInput(f"embedding has shape {f.embedding.shape}, expected ({self.dim},)")
 
-        def insert(db: sqlite3.Connection) -> list[tuple[FaceRecord, bool]]:
-            if not Store.has_subject(db, sid):
+        def insert(tx: Tx) -> list[tuple[FaceRecord, bool]]:
+            if not Store.has_subject(tx, sid):
                 raise NotFound(f"no subject {sid!r}")
             out: list[tuple[FaceRecord, bool]] = []
             seen: dict[str, FaceRecord] = {}
             for f in faces:
                 old = seen.get(f.image_sha256) or self.store.face_by_image(sid, f.image_sha256, self.model)
-                rec = old or Store.insert_face(db, sid, self.model, f)
+                rec = old or Store.insert_face(tx, sid, self.model, f)
                 seen[f.image_sha256] = rec
                 out.append((rec, old is None))
             return out
@@ -195,8 +201,8 @@ class Gallery:
         return found
 
     async def delete_face(self, fid: int) -> None:
-        def delete(db: sqlite3.Connection) -> None:
-            if not Store.delete_face(db, fid):
+        def delete(tx: Tx) -> None:
+            if not Store.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
         await self._write(delete)
@@ -220,7 +226,11 @@ class Gallery:
         """For each query, the ``k`` most similar subjects (best face of each), best first."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
-        self.catch_up()  # what other processes changed
+        if self.store.available():  # else: answer from the index as it is; writes get the 503
+            try:
+                self.catch_up()  # what other processes changed
+            except StoreUnavailable as exc:
+                log.debug("identify without catching up: %s", exc)
         scores, ids = self.index.search(queries.astype(np.float32), k * 4)
         out = []
         with self._lock:

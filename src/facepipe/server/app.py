@@ -30,6 +30,7 @@ from facepipe.edges.v1 import v1_route
 from facepipe.engine import App, Node
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
+from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
 from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
@@ -87,7 +88,7 @@ def open_gallery(config: Config, faces: FaceService, data_dir: Path) -> Gallery:
         options = {"nlist": g.ivf_nlist, "nprobe": g.ivf_nprobe, "merge_every": g.merge_every}
     elif g.index == "hnsw":
         options = {"hnsw_m": g.hnsw_m, "ef_search": g.hnsw_ef_search, "merge_every": g.merge_every}
-    return Gallery.open(data_dir / g.file, model, faces.dim, g.index, **options)
+    return Gallery.open(open_store(g.store_url(), data_dir, g.pg_erase), model, faces.dim, g.index, **options)
 
 
 @dataclass(slots=True)
