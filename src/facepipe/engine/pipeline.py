@@ -89,6 +89,8 @@ class Pipeline:
             if isinstance(result, BaseException) or item.stage_index == len(self.stages):
                 done.append((item, result))
                 continue
+            if item.future.cancelled():  # nobody waits for it: no further stage runs it
+                continue
             item.payload = result
             try:
                 self.stages[item.stage_index].submit(item, block=True)
