@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
 import cv2
 import numpy as np
+import orjson
 
+from facepipe.api import jsondoc
 from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, embed_crops, face_json, flag, number, run_photos, vector
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
@@ -24,6 +27,10 @@ from facepipe.errors import InvalidInput
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
+
+log = logging.getLogger(__name__)
+META_DEPTH = 8  # a subject's metadata: nesting depth ...
+META_BYTES = 64 * 1024  # ... and size as JSON
 
 
 @dataclass(slots=True)
@@ -38,7 +45,13 @@ class GalleryService:
 
 
 def subject_json(s: Subject) -> dict[str, Any]:
-    return {"id": s.id, "name": s.name, "metadata": s.metadata, "faces": s.faces, "created": s.created}
+    meta = s.metadata
+    if jsondoc.depth(meta) > jsondoc.MAX_DEPTH:  # stored before metadata was limited: keep reads working
+        log.warning(
+            "subject %r: stored metadata nests deeper than %d; answered as {}", s.id, jsondoc.MAX_DEPTH
+        )
+        meta = {}
+    return {"id": s.id, "name": s.name, "metadata": meta, "faces": s.faces, "created": s.created}
 
 
 def record_json(f: FaceRecord) -> dict[str, Any]:
@@ -75,8 +88,18 @@ def _name(doc: dict[str, Any], required: bool) -> str | None:
 
 def _metadata(doc: dict[str, Any]) -> dict[str, Any] | None:
     meta = doc.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
         raise InvalidInput("metadata: expected a JSON object")
+    if jsondoc.depth(meta) > META_DEPTH:
+        raise InvalidInput(f"metadata: nested {jsondoc.depth(meta)} deep; the limit is {META_DEPTH}")
+    try:
+        size = len(orjson.dumps(meta))
+    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. integers beyond 64 bits
+        raise InvalidInput(f"metadata: cannot be stored as JSON ({exc})") from None
+    if size > META_BYTES:
+        raise InvalidInput(f"metadata: {size} bytes as JSON; the limit is {META_BYTES}")
     return meta
 
 
@@ -94,8 +117,9 @@ def _png(rgb: np.ndarray) -> bytes:
 
 def _face_id(inputs: Inputs) -> int:
     raw = inputs.path.get("fid", "")
-    if not raw.isdigit():
-        raise InvalidInput(f"face id must be a number, got {raw!r}")
+    # ASCII digits only ('²' and Arabic-Indic digits pass str.isdigit), and within SQLite's int64
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise InvalidInput(f"face id must be a number of 1 to 18 digits, got {raw[:40]!r}")
     return int(raw)
 
 
@@ -251,7 +275,9 @@ async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
     if not isinstance(embs, list) or not embs or len(embs) > 1024:
         raise InvalidInput("embeddings: expected a list of 1 to 1024 embeddings")
     k, threshold = _search_params(svc, doc)
-    found = await _search(svc.gallery, [vector(e, f"embeddings[{i}]") for i, e in enumerate(embs)], k)
+    found = await _search(
+        svc.gallery, [vector(e, f"embeddings[{i}]", svc.faces.dim) for i, e in enumerate(embs)], k
+    )
     results = [
         {"embedding": i, "matches": [match_json(m, threshold) for m in ms]} for i, ms in enumerate(found)
     ]

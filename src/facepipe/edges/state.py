@@ -26,6 +26,7 @@ class ServerState:
     statuses: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # load failures
     control: ModelControl | None = None
     authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
+    authorize_inference: Callable[[str | None], None] = lambda _key: None  # auth.protect_inference
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     metrics: Metrics = field(init=False)
 

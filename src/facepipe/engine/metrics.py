@@ -31,7 +31,9 @@ class StageCollector(Collector):
             "facepipe_stage_queue_depth", "Items waiting in a stage queue", labels=labels
         )
         cancelled = CounterMetricFamily(
-            "facepipe_stage_cancelled_items", "Queued items skipped: their caller was cancelled", labels=labels
+            "facepipe_stage_cancelled_items",
+            "Queued items skipped: their caller was cancelled",
+            labels=labels,
         )
         sizes = HistogramMetricFamily(
             "facepipe_stage_batch_size", "Batch sizes run by a stage", labels=labels

@@ -93,7 +93,7 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     -> decode -> resize to 112x112 -> embedding, all in the ``ArcFace`` op's worker like the seed's
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
     runtime = runtime_spec(config.op_config("ArcFace"))
-    limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     return Pipeline(
         "ArcFace",
         [(stage_config(config, "ArcFace"), partial(arcface_op, limits, bundle, runtime))],
@@ -107,7 +107,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
     embed_bundle = embedder(config, repo)
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
     det_runtime = runtime_spec(config.op_config("detect"))
-    limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     # factories are partials of module-level functions: with dag.is_thread_op: false they are
     # pickled into each worker's process
     steps: list[tuple[StageConfig, OpFactory]] = [

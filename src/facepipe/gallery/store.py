@@ -9,6 +9,7 @@ thread and never wait on the writer (WAL).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ import numpy as np
 from facepipe.errors import ConfigError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Migration i takes the schema from version i to i + 1 (PRAGMA user_version holds the version).
 MIGRATIONS = [
@@ -93,7 +95,12 @@ def _face(row: tuple[Any, ...]) -> FaceRecord:
 
 def _subject(row: tuple[Any, ...]) -> Subject:
     sid, name, metadata, created, faces = row
-    return Subject(sid, name, json.loads(metadata), created, faces)
+    try:
+        meta = json.loads(metadata)
+    except (ValueError, RecursionError):  # one bad record must not break listing for everyone
+        log.warning("subject %r: stored metadata is unreadable; answered as {}", sid)
+        meta = {}
+    return Subject(sid, name, meta if isinstance(meta, dict) else {}, created, faces)
 
 
 class Store:

@@ -152,7 +152,7 @@ class ModelControl:
             wanted = set(self.policies.get(model, Policy()).wanted(usable)) | (
                 {pin} if pin is not None else set()
             )
-            outcome: dict[str, str] = {}
+            outcome = self._skipped(model, available) if explicit and pin is None else {}
             for m in (m for m in self.managed if m.model == model):
                 served = {int(v) for v in m.versions.names() if v.isdigit()}
                 for v in sorted(wanted - served):
@@ -165,6 +165,14 @@ class ModelControl:
             if outcome:  # what was built is exempted and what was dropped collected, once per call
                 await asyncio.to_thread(heap.reclaim)
             return outcome
+
+    def _skipped(self, model: str, available: list[int]) -> dict[str, str]:
+        """Versions the policy wants that are not retried (rejected, unchanged): a load call says so
+        rather than answering as if there were nothing to load."""
+        open_ = [v for v in available if (model, v) not in self.held_out]
+        wanted = self.policies.get(model, Policy()).wanted(open_)
+        why = "rejected earlier and unchanged since: fix its files or add a new version"
+        return {str(v): why for v in wanted if self._still_rejected(model, v)}
 
     def _mtime(self, model: str, version: int) -> float:
         folder = self.repo.root / model / str(version)

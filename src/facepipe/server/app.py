@@ -16,6 +16,7 @@ from facepipe import __version__
 from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
+from facepipe.api.limits import PixelBudget
 from facepipe.api.operation import Operation
 from facepipe.config import Config
 from facepipe.edges import face_grpc
@@ -55,7 +56,8 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
-    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes)
+    budget = PixelBudget(config.face.max_request_pixels, config.face.max_inflight_pixels)
+    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes, budget=budget)
 
 
 @dataclass(slots=True)
@@ -121,10 +123,13 @@ def build_server(
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
+    state.authorize_inference = keys.check_inference
     control = state.control
     if control is None:  # pragma: no cover - build_state always makes one
         raise RuntimeError("no model control")
     faces = face_service(config, repo, state)
+    if faces is not None:
+        faces.authorize = keys.check_inference
     ops: list[Operation] = face_operations(faces) if faces is not None else []
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
     if faces is not None and config.gallery.enabled:

@@ -81,6 +81,11 @@ class ImageModel:
         items = [image_bytes(v, f"image[{i}]") for i, v in enumerate(inputs["image"].ravel())]
         if not items:
             raise InvalidInput("image: empty batch")
+        cap = self.pipeline.stages[0].config.queue_size  # more could never all be queued: say so
+        if len(items) > cap:
+            raise InvalidInput(
+                f"image: {len(items)} images in one request; the limit is {cap} (dag.channel_size)"
+            )
         return {"embedding": np.stack(await gather_items(self.pipeline, items))}
 
 
