@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.edges.conftest import ADMIN, LIMIT, App
 
 
@@ -76,3 +79,42 @@ def test_unknown_names_share_one_metric_label(api: App) -> None:
     text = api.state.metrics.render().decode()
     assert "made-up" not in text
     assert 'endpoint="seed:other"' in text and 'endpoint="v2:other"' in text
+
+
+parts = st.lists(
+    st.tuples(
+        st.text(st.characters(codec="ascii", exclude_characters='"\r\n'), max_size=8),
+        st.none() | st.text(st.characters(codec="ascii", exclude_characters='"\r\n'), max_size=8),
+        st.binary(max_size=40),
+    ),
+    max_size=5,
+)
+
+
+def multipart(items: list[tuple[str, str | None, bytes]], boundary: bytes, junk: bytes) -> bytes:
+    out = [junk]
+    for name, filename, data in items:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out.append(
+            b"--" + boundary + b"\r\nContent-Disposition: " + disp.encode() + b"\r\n\r\n" + data + b"\r\n"
+        )
+    out.append(b"--" + boundary + b"--\r\n")
+    return b"".join(out)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    items=parts,
+    boundary=st.sampled_from([b"b", b"xyz-123", b""]),
+    junk=st.binary(max_size=20),
+    cut=st.integers(0, 400),
+)
+def test_any_multipart_body_is_read_or_refused_as_input(
+    api: App, items: list[tuple[str, str | None, bytes]], boundary: bytes, junk: bytes, cut: int
+) -> None:
+    """Property test of the multipart parser behind /v1: never a 5xx, whatever the parts."""
+    body = multipart(items, boundary, junk)
+    body = body[: len(body) - cut % (len(body) + 1)]
+    headers = {"content-type": "multipart/form-data; boundary=" + boundary.decode()}
+    r = api.client.post("/echo", content=body, headers=headers)
+    assert r.status_code in (200, 400), (r.status_code, r.text)
