@@ -23,6 +23,7 @@ from facepipe.edges.observe import Edge
 from facepipe.edges.state import ServerState
 from facepipe.edges.v1 import openapi_route, v1_route
 from facepipe.gallery.gallery import Gallery
+from facepipe.models.versions import Versions
 
 DIM = 4
 LIMIT = 256 * 1024  # max_body_bytes of the test app
@@ -49,7 +50,8 @@ class App:
 
 def make_app(tmp_path: Path, keys: ApiKeys | None = None) -> App:
     keys = keys or ApiKeys([ADMIN.encode()], [])
-    faces = FaceService({}, None, FaceConfig(), {"name": "m", "version": "1"}, DIM, None, LIMIT)  # type: ignore[arg-type]
+    crops: Versions[Any] = Versions("ArcFace")  # none loaded: aligned-crop embedding answers 404
+    faces = FaceService({}, crops, FaceConfig(), {"name": "m", "version": "1"}, DIM, None, LIMIT)
     faces.authorize = keys.check_inference
     faces.budget = PixelBudget(1000, 2000)
     gallery = Gallery.open(tmp_path / "g.db", ("m", "1"), DIM)
