@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facepipe.errors import InvalidInput
-from facepipe.face.decode import DecodeLimits, decode_image, header_size, sniff
+from facepipe.face.decode import DecodeLimits, b64decode, decode_image, header_size, sniff
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 W, H = 24, 12
@@ -112,3 +112,12 @@ def test_any_exif_content_decodes(orientation: int, big_endian: bool, at: int, n
     noise = noise[: 38 - at]  # the segment's length stays true: only its content is garbage
     rgb = decode_image(data[:at] + noise + data[at + len(noise) :])
     assert rgb.shape in ((H, W, 3), (W, H, 3))
+
+
+@FUZZ
+@given(text=st.text(max_size=40))
+def test_any_text_is_base64_or_none(text: str) -> None:
+    """Found by schemathesis: a non-Latin-1 character in a base64 image was a 500 (UnicodeEncodeError)."""
+    out = b64decode(text)
+    assert out is None or isinstance(out, bytes)
+    assert b64decode("data:image/png;base64,QUJD") == b"ABC" and b64decode("Δ") is None

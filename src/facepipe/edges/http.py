@@ -22,7 +22,7 @@ from facepipe.api import jsondoc
 from facepipe.api.auth import HEADER
 from facepipe.edges import kserve, seed
 from facepipe.edges.kserve import metadata
-from facepipe.edges.observe import Edge
+from facepipe.edges.observe import Edge, body_read
 from facepipe.edges.state import ServerState
 from facepipe.errors import FacepipeError, InvalidInput, NotFound, Overloaded, PayloadTooLarge
 from facepipe.models.control import ModelControl
@@ -41,6 +41,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
+    body_read(request)
     return b"".join(chunks)
 
 
