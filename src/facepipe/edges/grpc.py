@@ -113,7 +113,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
-        return pb.ServerReadyResponse(ready=self.state.ready)
+        return pb.ServerReadyResponse(ready=self.state.healthy())
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         ext = ["binary_tensor_data", "model_repository"]
@@ -121,7 +121,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         model = self.state.model(request.name, request.version or None)
-        return pb.ModelReadyResponse(ready=model.ready() and self.state.ready)
+        return pb.ModelReadyResponse(ready=model.ready() and self.state.healthy())
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         model = self.state.model(request.name, request.version or None)

@@ -97,7 +97,7 @@ def kserve_routes(state: ServerState, edge: Edge, server_version: str) -> list[R
         return Response(status_code=200)
 
     async def ready(_: Request) -> Response:
-        return Response(status_code=200 if state.ready else 503)
+        return Response(status_code=200 if state.healthy() else 503)
 
     async def model_meta(request: Request) -> Response:
         name, version = request.path_params["model"], request.path_params.get("version")
@@ -106,7 +106,7 @@ def kserve_routes(state: ServerState, edge: Edge, server_version: str) -> list[R
 
     async def model_ready(request: Request) -> Response:
         model = state.model(request.path_params["model"], request.path_params.get("version"))
-        return Response(status_code=200 if model.ready() and state.ready else 503)
+        return Response(status_code=200 if model.ready() and state.healthy() else 503)
 
     async def infer(request: Request) -> Response:
         name = request.path_params["model"]
@@ -213,8 +213,10 @@ def ops_routes(state: ServerState) -> list[Route]:
         return JsonResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        body = {"ready": state.ready, "in_flight": state.in_flight()}
-        return JsonResponse(body, status_code=200 if state.ready else 503)
+        problems = state.problems()
+        ready = state.ready and not problems
+        body = {"ready": ready, "in_flight": state.in_flight(), "problems": problems}
+        return JsonResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         state.metrics.in_flight.set(state.in_flight())

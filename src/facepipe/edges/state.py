@@ -28,6 +28,7 @@ class ServerState:
     authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
     authorize_inference: Callable[[str | None], None] = lambda _key: None  # auth.protect_inference
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
+    checks: list[Callable[[], str | None]] = field(default_factory=list)  # each: why not ready, or None
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,14 @@ class ServerState:
         client made up (labels from request paths would otherwise grow without bound)."""
         known = name in self.seed or name in self.models
         return f"{kind}:{name}" if known else f"{kind}:other"
+
+    def problems(self) -> list[str]:
+        """Why the server should not get traffic now (empty: it may), beyond ``ready`` itself."""
+        return [p for p in (check() for check in self.checks) if p]
+
+    def healthy(self) -> bool:
+        """Readiness: started, not draining, and every check passes (e.g. the gallery can write)."""
+        return self.ready and not self.problems()
 
     def in_flight(self) -> int:
         return sum(p.in_flight for p in self.pipelines())

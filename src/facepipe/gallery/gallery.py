@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
 from facepipe.gallery.store import FaceRecord, NewFace, Store, Subject
 
@@ -52,6 +53,7 @@ class Gallery:
         self._lock = threading.Lock()  # guards the maps and the index against concurrent catch-ups
         self._seq = 0  # the last change-log entry applied
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
+        self.write_error: str | None = None  # the last write's failure, until a write succeeds
 
     @classmethod
     def open(cls, path: Path, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any) -> Gallery:
@@ -89,11 +91,24 @@ class Gallery:
         """Run ``fn`` in one transaction on the writer thread, then bring the index up to date."""
 
         def run() -> T:
-            out = self.store.write(fn)
+            try:
+                out = self.store.write(fn)
+            except sqlite3.OperationalError as exc:  # read-only, disk full, I/O error, locked
+                self.write_error = str(exc)
+                log.error("gallery: write failed: %s", exc)
+                raise NotReady(f"the gallery cannot be written: {exc}") from None
+            self.write_error = None
             self.catch_up()
             return out
 
         return await asyncio.wrap_future(self._writer.submit(run))
+
+    def write_problem(self) -> str | None:
+        """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
+        path = self.store.path
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            return f"gallery {path} is not writable"
+        return f"gallery: last write failed: {self.write_error}" if self.write_error else None
 
     def catch_up(self) -> None:
         """Apply the store's change log since the last entry applied (this process's writes and any

@@ -134,6 +134,7 @@ def build_server(
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
+        state.checks.append(gallery.write_problem)  # readiness false while the store cannot write
         ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it

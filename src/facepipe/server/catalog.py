@@ -33,7 +33,10 @@ IMAGE_KEYS = ("image", "img", "x")
 
 def image_bytes(value: str | bytes, label: str = "image") -> bytes:
     """A seed/KServe image value: raw image bytes, or base64 text of them."""
-    raw = value.encode("latin-1") if isinstance(value, str) else value
+    try:
+        raw = value.encode("latin-1") if isinstance(value, str) else value
+    except UnicodeEncodeError:  # neither bytes carried as Latin-1 text nor base64
+        raise InvalidInput(f"{label}: neither image bytes nor valid base64") from None
     if sniff(raw):
         return raw
     decoded = b64decode(raw)
