@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-import orjson
 
 from facepipe.api import jsondoc
 from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, embed_crops, face_json, flag, number, run_photos, vector
+from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import GalleryConfig
 from facepipe.errors import InvalidInput
@@ -29,8 +29,6 @@ from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
 
 log = logging.getLogger(__name__)
-META_DEPTH = 8  # a subject's metadata: nesting depth ...
-META_BYTES = 64 * 1024  # ... and size as JSON
 
 
 @dataclass(slots=True)
@@ -84,23 +82,6 @@ def _name(doc: dict[str, Any], required: bool) -> str | None:
     if not isinstance(name, str) or not 0 < len(name) <= 256:
         raise InvalidInput("name: expected a string of 1 to 256 characters")
     return name
-
-
-def _metadata(doc: dict[str, Any]) -> dict[str, Any] | None:
-    meta = doc.get("metadata")
-    if meta is None:
-        return None
-    if not isinstance(meta, dict):
-        raise InvalidInput("metadata: expected a JSON object")
-    if jsondoc.depth(meta) > META_DEPTH:
-        raise InvalidInput(f"metadata: nested {jsondoc.depth(meta)} deep; the limit is {META_DEPTH}")
-    try:
-        size = len(orjson.dumps(meta))
-    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. integers beyond 64 bits
-        raise InvalidInput(f"metadata: cannot be stored as JSON ({exc})") from None
-    if size > META_BYTES:
-        raise InvalidInput(f"metadata: {size} bytes as JSON; the limit is {META_BYTES}")
-    return meta
 
 
 def _choice(params: dict[str, Any], key: str, options: tuple[str, ...]) -> str:
@@ -173,7 +154,7 @@ async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
     sid = doc.get("id")
     if sid is not None and not isinstance(sid, str):
         raise InvalidInput("id: expected a string")
-    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", _metadata(doc) or {})
+    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", metadata_of(doc) or {})
     return subject_json(subject)
 
 
@@ -193,7 +174,7 @@ async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
 async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "write")
     doc = inputs.params
-    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), _metadata(doc))
+    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), metadata_of(doc))
     return subject_json(subject)
 
 

@@ -3,7 +3,8 @@
 Every JSON body or field (HTTP, gRPC, seed, KServe) is read by ``loads``: the nesting depth is measured
 on the raw bytes (strings removed, brackets counted, vectorised) and refused above ``MAX_DEPTH`` before
 the parser sees it, so nesting can never reach the parser's recursion limit. ``aloads`` parses large
-documents in a worker thread so that a 12 MB document does not stall the event loop.
+documents in a worker thread so that a 12 MB document does not stall the event loop. ``metadata_of``
+holds a subject's metadata to tighter limits (8 levels, 64 KB) before it is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from facepipe.errors import InvalidInput
 
 T = TypeVar("T")
 
+META_DEPTH = 8  # a subject's metadata: nesting depth ...
+META_BYTES = 64 * 1024  # ... and size as JSON
 MAX_DEPTH = 32  # deepest nesting any facepipe request needs is a KServe tensor of rank < 30
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a worker thread
 
@@ -72,3 +75,21 @@ async def sized(parse: Callable[[bytes], T], data: bytes) -> T:
 async def aloads(data: bytes, label: str = "request") -> Any:
     """``loads``, in a worker thread for documents over ``OFF_LOOP_BYTES``."""
     return await sized(lambda d: loads(d, label), data)
+
+
+def metadata_of(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A subject's ``metadata`` from a request document (None: not given), within its limits."""
+    meta = doc.get("metadata")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise InvalidInput("metadata: expected a JSON object")
+    if depth(meta) > META_DEPTH:
+        raise InvalidInput(f"metadata: nested {depth(meta)} deep; the limit is {META_DEPTH}")
+    try:
+        size = len(orjson.dumps(meta))
+    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. integers beyond 64 bits
+        raise InvalidInput(f"metadata: cannot be stored as JSON ({exc})") from None
+    if size > META_BYTES:
+        raise InvalidInput(f"metadata: {size} bytes as JSON; the limit is {META_BYTES}")
+    return meta
