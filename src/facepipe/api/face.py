@@ -109,14 +109,16 @@ def photo_json(svc: FaceService, i: int, photo: Photo, embedding: bool) -> dict[
 
 def vector(value: Any, label: str, dim: int) -> np.ndarray:
     """A unit-length embedding of the served model's ``dim`` from a client's list of numbers."""
-    if not isinstance(value, list) or not all(isinstance(x, int | float) for x in value):
+    if not isinstance(value, list):
+        raise InvalidInput(f"{label}: expected a flat list of numbers")
+    if len(value) != dim:  # before looking at each value: a 12 MB list is refused at once
+        raise InvalidInput(f"{label}: {len(value)} values; the model's embeddings have {dim}")
+    if not all(isinstance(x, int | float) for x in value):
         raise InvalidInput(f"{label}: expected a flat list of numbers")
     try:
         v = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"{label}: expected a list of numbers") from None
-    if v.size != dim:
-        raise InvalidInput(f"{label}: {v.size} values; the model's embeddings have {dim}")
     if not np.all(np.isfinite(v)):
         raise InvalidInput(f"{label}: expected finite numbers")
     n = float(np.linalg.norm(v))

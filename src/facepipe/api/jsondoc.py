@@ -27,16 +27,16 @@ MAX_DEPTH = 32  # deepest nesting any facepipe request needs is a KServe tensor 
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a worker thread
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_STEP = np.zeros(256, np.int8)
-_STEP[list(b"[{")], _STEP[list(b"]}")] = 1, -1
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def raw_depth(data: bytes) -> int:
     """The deepest bracket nesting of JSON text, strings ignored (no parsing, no recursion)."""
-    bare = np.frombuffer(_STRING.sub(b"", data), np.uint8)
-    if bare.size == 0:
+    brackets = np.frombuffer(_STRING.sub(b"", data).translate(None, _NOT_BRACKETS), np.uint8)
+    if brackets.size == 0:
         return 0
-    return int(np.cumsum(_STEP[bare], dtype=np.int32).max(initial=0))
+    opens = (brackets == ord("[")) | (brackets == ord("{"))
+    return int(np.cumsum(np.where(opens, 1, -1), dtype=np.int32).max(initial=0))
 
 
 def depth(value: Any) -> int:
