@@ -11,7 +11,7 @@ import pytest
 from facepipe.engine.op import FunctionOp
 from facepipe.engine.pipeline import Pipeline
 from facepipe.engine.stage import StageConfig
-from facepipe.errors import InvalidInput
+from facepipe.errors import InvalidInput, PayloadTooLarge
 from facepipe.server.catalog import ImageModel, image_bytes
 
 
@@ -27,4 +27,17 @@ def test_more_images_than_the_queue_holds_is_a_400_naming_the_limit() -> None:
     images = np.empty(9, dtype=object)
     images[:] = [b"\xff\xd8\xff" + bytes([i]) for i in range(9)]
     with pytest.raises(InvalidInput, match="9 images in one request; the limit is 8"):
+        asyncio.run(model.infer({"image": images}))
+
+
+def test_the_pixel_budget_covers_kserve_arcface_batches() -> None:
+    """Issue 22 item 4: the per-request and per-server pixel budget holds on the KServe ArcFace path too."""
+    from facepipe.api.limits import PixelBudget
+    from tests.api.test_limits import BOMB
+
+    pipeline = Pipeline("ArcFace", [(StageConfig("ArcFace"), lambda: FunctionOp(lambda b: b))])
+    model = ImageModel(pipeline, dim=4, budget=PixelBudget(per_request=64_000_000))
+    images = np.empty(2, dtype=object)
+    images[:] = [BOMB, BOMB]  # 72 Mpx from the headers
+    with pytest.raises(PayloadTooLarge, match="per request"):
         asyncio.run(model.infer({"image": images}))

@@ -64,7 +64,9 @@ async def predict(
         raise NotFound(f"service {name!r} is not served; services: {sorted(state.seed)}")
     profile = feed.pop(PROFILE_KEY, "0") in ("1", "true")
     version, variant = service.variants.pick(sticky)
-    result = await variant.pipeline.submit(service.feed(feed))
+    payload = service.feed(feed)
+    with state.budget.admit([payload] if isinstance(payload, bytes) else []):
+        result = await variant.pipeline.submit(payload)
     out = service.fetch(result.value)
     as_json = as_json or state.json_numbers
     values = [o.tolist() if as_json else numpy_repr(o) for o in out.values()]

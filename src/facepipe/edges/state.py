@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from facepipe.api.limits import PixelBudget
 from facepipe.engine.metrics import Metrics
 from facepipe.engine.pipeline import Pipeline
 from facepipe.errors import NotFound
@@ -29,6 +30,7 @@ class ServerState:
     authorize_inference: Callable[[str | None], None] = lambda _key: None  # auth.protect_inference
     extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     checks: list[Callable[[], str | None]] = field(default_factory=list)  # each: why not ready, or None
+    budget: PixelBudget = field(default_factory=PixelBudget)  # decoded pixels, per request and server
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:

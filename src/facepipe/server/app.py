@@ -16,7 +16,6 @@ from facepipe import __version__
 from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
-from facepipe.api.limits import PixelBudget
 from facepipe.api.operation import Operation
 from facepipe.config import Config
 from facepipe.edges import face_grpc
@@ -56,8 +55,9 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
-    budget = PixelBudget(config.face.max_request_pixels, config.face.max_inflight_pixels)
-    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes, budget=budget)
+    return FaceService(
+        detectors, crops, config.face, model, dim, spoof, config.max_body_bytes, budget=state.budget
+    )
 
 
 @dataclass(slots=True)

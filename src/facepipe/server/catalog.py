@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facepipe.api.limits import PixelBudget
 from facepipe.config import Config, OpConfig, load_config
 from facepipe.edges.state import ServerState
 from facepipe.engine.pipeline import Pipeline
@@ -72,6 +73,7 @@ class ImageModel:
     platform: str = "facepipe_pipeline"
     inputs: list[TensorSpec] = field(default_factory=lambda: [TensorSpec("image", [-1], "BYTES")])
     outputs: list[TensorSpec] = field(default_factory=list)
+    budget: PixelBudget = field(default_factory=PixelBudget)  # shared with /v1 and the seed routes
 
     def __post_init__(self) -> None:
         self.outputs = [TensorSpec("embedding", [-1, self.dim], "float32")]
@@ -89,7 +91,8 @@ class ImageModel:
             raise InvalidInput(
                 f"image: {len(items)} images in one request; the limit is {cap} (dag.channel_size)"
             )
-        return {"embedding": np.stack(await gather_items(self.pipeline, items))}
+        with self.budget.admit(items):
+            return {"embedding": np.stack(await gather_items(self.pipeline, items))}
 
 
 def _close(got: np.ndarray, want: np.ndarray, label: str) -> None:
@@ -138,11 +141,12 @@ def _tensor_builder(config: Config) -> Callable[[Bundle], TensorModel]:
     return build
 
 
-def _arcface_builder(config: Config) -> Callable[[Bundle], ImageModel]:
+def _arcface_builder(config: Config, budget: PixelBudget) -> Callable[[Bundle], ImageModel]:
     def build(bundle: Bundle) -> ImageModel:
         pipeline = pipelines.arcface(config, bundle)
         pipeline.variant = str(bundle.manifest.version)
-        return ImageModel(pipeline, embedding_dim(bundle), version=str(bundle.manifest.version))
+        version = str(bundle.manifest.version)
+        return ImageModel(pipeline, embedding_dim(bundle), version=version, budget=budget)
 
     return build
 
@@ -173,13 +177,15 @@ def build_state(config: Config, repo: Repository) -> ServerState:
     embedder = pipelines.embedder_name(config)
     arcface: Versions[ImageModel] = Versions("ArcFace")
     models: dict[str, Versions[InferModel]] = {"ArcFace": arcface}  # type: ignore[dict-item]
-    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config), arcface_selftest)]
+    budget = PixelBudget(config.face.max_request_pixels, config.face.max_inflight_pixels)  # one per server
+    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config, budget), arcface_selftest)]
     for name in sorted({e.name for e in repo.index()}):
         versions: Versions[InferModel] = Versions(name)
         models[name] = versions
         managed.append(Managed(name, name, versions, _tensor_builder(config), tensor_selftest))
     seed = {"ArcFace": SeedService("ArcFace", arcface, seed_feed, seed_fetch)}
     state = ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
+    state.budget = budget
     mc = config.model_control
     state.sticky_header = mc.sticky_header
     state.control = ModelControl(
