@@ -154,3 +154,17 @@ def test_an_explicit_load_of_a_still_rejected_version_says_so(tmp_path: Path) ->
         assert versions.names() == ["1"]
 
     asyncio.run(run())
+
+
+def test_a_load_that_loads_an_older_version_notes_the_skipped_one(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, [1, 2])
+    versions: Versions[FakeModel] = Versions("m")
+    ctl = control(repo, versions, bad=frozenset({2}))
+
+    async def run() -> None:
+        assert (await ctl.sync("m"))["2"].startswith("rejected: golden output differs")
+        assert versions.names() == [] and await ctl.unload("m", 1) == []
+        outcome = await ctl.sync("m", pin=None, explicit=True)  # the newest usable version: 1
+        assert outcome["1"] == "loaded" and outcome["2"].startswith("skipped: rejected earlier"), outcome
+
+    asyncio.run(run())
