@@ -60,6 +60,12 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"gallery": {"store": "sqlite:///"}}, "gallery.store"),
         ({"gallery": {"pg_erase": "shred"}}, "gallery.pg_erase"),
         ({"http_port": "x"}, "http_port"),
+        ({"face": {"max_request_pixels": 0}}, "face.max_request_pixels"),
+        ({"face": {"max_inflight_pixels": -1}}, "face.max_inflight_pixels"),
+        ({"face": {"max_image_pixels": "big"}}, "face.max_image_pixels"),
+        ({"auth": {"protect_inference": "maybe"}}, "auth.protect_inference"),
+        ({"models": {"m": {"weights": {"1": float("inf")}}}}, "models.m.weights.1"),
+        ({"models": {"m": {"weights": {"1": 1e308}}}}, "models.m.weights.1"),
     ],
 )
 def test_errors_name_the_key_path(raw: dict, path: str) -> None:

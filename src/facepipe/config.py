@@ -87,6 +87,9 @@ class FaceConfig(_Strict):
     max_faces: int = Field(0, ge=0)
     verify_threshold: float = Field(0.38, ge=-1, le=1)
     opencv_threads: int = Field(1, ge=0, le=256)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="one image, read from its header")
+    max_request_pixels: int = Field(64_000_000, ge=1, description="all images of one request")
+    max_inflight_pixels: int = Field(256_000_000, ge=1, description="admitted images of the whole server")
 
 
 class GalleryConfig(_Strict):
@@ -122,12 +125,18 @@ class GalleryConfig(_Strict):
         return self.store or f"sqlite:///{self.file}"
 
 
+MIN_KEY_LENGTH = 16  # every API key, from config or the environment
+
+
 class AuthConfig(_Strict):
     """API keys: ``api_keys`` may change the gallery and call admin routes, ``read_keys`` may only
     read and identify. Also taken from FACEPIPE_API_KEYS / FACEPIPE_READ_KEYS (comma-separated)."""
 
-    api_keys: list[Annotated[str, Field(min_length=16)]] = Field(default_factory=list)
-    read_keys: list[Annotated[str, Field(min_length=16)]] = Field(default_factory=list)
+    api_keys: list[Annotated[str, Field(min_length=MIN_KEY_LENGTH)]] = Field(default_factory=list)
+    read_keys: list[Annotated[str, Field(min_length=MIN_KEY_LENGTH)]] = Field(default_factory=list)
+    protect_inference: bool = Field(
+        False, description="detect/embed/verify, seed and KServe inference need a read or admin key"
+    )
 
 
 class VersionPolicyConfig(_Strict):
@@ -140,7 +149,9 @@ class VersionPolicyConfig(_Strict):
 
 class ModelConfig(_Strict):
     version_policy: VersionPolicyConfig = VersionPolicyConfig()
-    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    weights: dict[str, Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
 
 
 class ModelControlConfig(_Strict):

@@ -20,7 +20,7 @@ SWAGGER = Path(__file__).resolve().parents[2] / "src" / "facepipe" / "edges" / "
 @pytest.fixture(scope="module")
 def app_routes(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Route]:
     server = build_server(parse_config({}), models_dir, tmp_path_factory.mktemp("data"))
-    return [r for r in server.app.routes if isinstance(r, Route)]
+    return [r for r in server.routes.routes if isinstance(r, Route)]
 
 
 def test_the_document_is_valid_openapi() -> None:

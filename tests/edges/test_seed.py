@@ -1,5 +1,10 @@
+import contextlib
+import json
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from facepipe.edges.seed import feed_of, numpy_repr, parse_json
 from facepipe.errors import InvalidInput
@@ -39,3 +44,34 @@ def test_bad_requests_name_the_problem() -> None:
     with pytest.raises(InvalidInput, match="strings"):
         feed_of(["image"], [1])
     assert parse_json(b'{"key": ["image"], "value": ["x"], "logid": 7}') == (7, {"image": "x"})
+
+
+def test_deep_json_is_invalid_input_not_a_recursion_error() -> None:
+    """Issue 22 item 7: JSON nested 1,000 deep answered seed err_no 10000 (internal)."""
+    with pytest.raises(InvalidInput, match="nested 1000 deep"):
+        parse_json(b"[" * 1000 + b"]" * 1000)
+
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+seed_docs = st.fixed_dictionaries({}, optional={"key": json_value, "value": json_value, "logid": json_value})
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=seed_docs | json_value)
+def test_any_seed_document_parses_or_is_invalid_input(doc: object) -> None:
+    try:
+        _, feed = parse_json(json.dumps(doc).encode())
+    except InvalidInput:
+        return
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in feed.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200))
+def test_any_bytes_parse_or_are_invalid_input(body: bytes) -> None:
+    with contextlib.suppress(InvalidInput):
+        parse_json(body)

@@ -131,7 +131,7 @@ def test_no_key_configured_refuses_writes_saying_how(server: Running) -> None:
         ("POST", "/v1/identify", {"json": {}}, 400, "no image"),
         ("POST", "/v1/identify", {"json": {"images": ["%%%"]}}, 400, "image[0]"),
         ("POST", "/v1/identify", {"json": {"images": [], "k": 0}}, 400, "k"),
-        ("POST", "/v1/identify/embeddings", {"json": {"embeddings": [[1, 2]]}}, 400, "192 values"),
+        ("POST", "/v1/identify/embeddings", {"json": {"embeddings": [[1, 2]]}}, 400, "embeddings have 192"),
         ("POST", "/v1/identify/embeddings", {"json": {"embeddings": "x"}}, 400, "embeddings"),
         ("POST", "/v1/identify/embeddings", {"json": {"embeddings": [["a"]]}}, 400, "embeddings[0]"),
     ],

@@ -54,8 +54,11 @@ def test_verify_images_and_embeddings(server: Running, photos_dir: Path) -> None
     same = [("a", (photos_dir / "img20.jpg").read_bytes()), ("b", (photos_dir / "img21.jpg").read_bytes())]
     r = httpx.post(server.url + "/v1/verify", files=same, timeout=60).json()
     assert r["match"] is True and r["similarity"] > r["threshold"] and len(r["faces"]) == 2
-    emb = httpx.post(server.url + "/v1/verify", json={"embeddings": [[1, 0, 0], [0, 1, 0]]}).json()
+    a, b = [1.0] + [0.0] * 191, [0.0, 1.0] + [0.0] * 190  # the model's 192 values each
+    emb = httpx.post(server.url + "/v1/verify", json={"embeddings": [a, b]}).json()
     assert emb == emb | {"similarity": 0.0, "match": False}
+    short = httpx.post(server.url + "/v1/verify", json={"embeddings": [[1, 0, 0], [1, 0, 0]]})
+    assert short.status_code == 400 and "have 192" in short.text  # issue 22: was similarity 1.0
 
 
 def test_liveness_scores(server: Running, photos_dir: Path) -> None:
@@ -106,7 +109,7 @@ def test_liveness_scores(server: Running, photos_dir: Path) -> None:
             "limit",
         ),
         ("/v1/verify", {"json": {"embeddings": [[1, 0]]}}, 400, "exactly two"),
-        ("/v1/verify", {"json": {"embeddings": [[1, 0], [1, 0, 0]]}}, 400, "different lengths"),
+        ("/v1/verify", {"json": {"embeddings": [[1, 0], [1, 0, 0]]}}, 400, "embeddings have 192"),
         (
             "/v1/verify",
             {"json": {"images": [base64.b64encode(png()).decode()] * 2}},

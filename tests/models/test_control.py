@@ -137,3 +137,34 @@ def test_weights_need_loaded_versions(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="not loaded"):
         ctl.set_weights("m", {"1": 1, "5": 1})
     assert np.isclose(sum(versions.weights.values()), 1.0)
+
+
+def test_an_explicit_load_of_a_still_rejected_version_says_so(tmp_path: Path) -> None:
+    """Issue 22 item 8: the load call answered 200 with no versions; it now names the rejection."""
+    repo = make_repo(tmp_path, [1, 2])
+    versions: Versions[FakeModel] = Versions("m")
+    ctl = control(repo, versions, bad=frozenset({2}))
+
+    async def run() -> None:
+        versions.put("1", FakeModel(1))
+        assert (await ctl.sync("m"))["2"].startswith("rejected: golden output differs")
+        assert await ctl.sync("m") == {}  # a poll does not retry it (nor report it again)
+        again = await ctl.sync("m", explicit=True)
+        assert again["2"].startswith("rejected earlier and unchanged"), again
+        assert versions.names() == ["1"]
+
+    asyncio.run(run())
+
+
+def test_a_load_that_loads_an_older_version_notes_the_skipped_one(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, [1, 2])
+    versions: Versions[FakeModel] = Versions("m")
+    ctl = control(repo, versions, bad=frozenset({2}))
+
+    async def run() -> None:
+        assert (await ctl.sync("m"))["2"].startswith("rejected: golden output differs")
+        assert versions.names() == [] and await ctl.unload("m", 1) == []
+        outcome = await ctl.sync("m", pin=None, explicit=True)  # the newest usable version: 1
+        assert outcome["1"] == "loaded" and outcome["2"].startswith("skipped: rejected earlier"), outcome
+
+    asyncio.run(run())

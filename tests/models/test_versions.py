@@ -46,3 +46,15 @@ def test_weights_of_versions_not_loaded_fall_back_to_the_newest() -> None:
 def test_bad_weights_are_refused(weights: dict) -> None:
     with pytest.raises(InvalidInput, match="weight"):
         Versions("m", {"1": "a"}).set_weights(weights)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e308, True, "5", -1])
+def test_weights_are_finite_bounded_numbers(bad: object) -> None:
+    """Issue 22 item 8: NaN/Infinity were accepted, and 1e308 twice summed to inf (one version got all)."""
+    v: Versions[str] = Versions("m", {"1": "a", "2": "b"})
+    with pytest.raises(InvalidInput, match=r"weights\.2: expected a number from 0 to 1e"):
+        v.set_weights({"1": 1e6, "2": bad})  # type: ignore[dict-item]
+    assert v.weights == {}
+    v.set_weights({"1": 1e6, "2": 1e6})
+    counts = Counter(v.pick()[0] for _ in range(400))
+    assert counts["1"] > 100 and counts["2"] > 100

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from facepipe.config import AuthConfig
-from facepipe.errors import Forbidden, Unauthorized
+from facepipe.config import MIN_KEY_LENGTH, AuthConfig
+from facepipe.errors import ConfigError, Forbidden, Unauthorized
 
 HEADER = "x-api-key"
 Role = Literal["admin", "read", "none"]
@@ -23,7 +23,14 @@ HOW = (
 
 
 def _env(name: str) -> list[str]:
-    return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+    """Keys from environment variable ``name``, held to the same policy as config-file keys."""
+    keys = [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+    for i, k in enumerate(keys):
+        if len(k) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"{name}: key {i + 1} has {len(k)} characters; keys need {MIN_KEY_LENGTH} or more"
+            )
+    return keys
 
 
 def _matches(key: bytes, keys: list[bytes]) -> bool:
@@ -37,12 +44,21 @@ def _matches(key: bytes, keys: list[bytes]) -> bool:
 class ApiKeys:
     admin: list[bytes]
     read: list[bytes]
+    protect_inference: bool = False
 
     @classmethod
     def from_config(cls, config: AuthConfig) -> ApiKeys:
         admin = [*config.api_keys, *_env("FACEPIPE_API_KEYS")]
         read = [*config.read_keys, *_env("FACEPIPE_READ_KEYS")]
-        return cls([k.encode() for k in admin], [k.encode() for k in read])
+        if config.protect_inference and not (admin or read):
+            raise ConfigError(f"auth.protect_inference: true needs at least one key: {HOW}")
+        return cls([k.encode() for k in admin], [k.encode() for k in read], config.protect_inference)
+
+    def check_inference(self, key: str | None) -> None:
+        """Inference (detect, embed, verify, seed, KServe): open unless ``auth.protect_inference``,
+        then a read or admin key."""
+        if self.protect_inference:
+            self.check(key, "read")
 
     def role(self, key: str | None) -> Role:
         """What ``key`` may do: ``admin`` (change the gallery and models), ``read`` (read and identify;

@@ -4,12 +4,14 @@ HTTP ``/v1`` and gRPC by ``facepipe.api.operation``)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+from facepipe.api.limits import PixelBudget
 from facepipe.api.operation import MAX_IMAGES, Answer, Inputs, Operation
 from facepipe.config import FaceConfig
 from facepipe.engine.pipeline import Pipeline
@@ -27,6 +29,8 @@ class FaceService:
     dim: int  # embedding size
     spoof_above: float | None  # None: no liveness model installed
     max_body_bytes: int
+    authorize: Callable[[str | None], None] = lambda _key: None  # auth.protect_inference
+    budget: PixelBudget = field(default_factory=PixelBudget)  # face.max_request/inflight_pixels
 
 
 def number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -92,10 +96,11 @@ async def run_photos(svc: FaceService, inputs: Inputs) -> list[Photo]:
         raise InvalidInput("no image in the request (multipart file, raw image body, or JSON 'images')")
     if len(inputs.images) > MAX_IMAGES:
         raise InvalidInput(f"{len(inputs.images)} images in one request; the limit is {MAX_IMAGES}")
-    detector, params = detect_params(svc, inputs.params)
-    pipeline = svc.photos[detector]
-    jobs = [pipeline.submit((img, params, f"image[{i}]")) for i, img in enumerate(inputs.images)]
-    return [r.value for r in await asyncio.gather(*jobs)]
+    with svc.budget.admit(inputs.images):
+        detector, params = detect_params(svc, inputs.params)
+        pipeline = svc.photos[detector]
+        jobs = [pipeline.submit((img, params, f"image[{i}]")) for i, img in enumerate(inputs.images)]
+        return [r.value for r in await asyncio.gather(*jobs)]
 
 
 def photo_json(svc: FaceService, i: int, photo: Photo, embedding: bool) -> dict[str, Any]:
@@ -104,13 +109,20 @@ def photo_json(svc: FaceService, i: int, photo: Photo, embedding: bool) -> dict[
     return {"image": i, "width": w, "height": h, "faces": faces}
 
 
-def vector(value: Any, label: str) -> np.ndarray:
+def vector(value: Any, label: str, dim: int) -> np.ndarray:
+    """A unit-length embedding of the served model's ``dim`` from a client's list of numbers."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"{label}: expected a flat list of numbers")
+    if len(value) != dim:  # before looking at each value: a 12 MB list is refused at once
+        raise InvalidInput(f"{label}: {len(value)} values; the model's embeddings have {dim}")
+    if not all(isinstance(x, int | float) for x in value):
+        raise InvalidInput(f"{label}: expected a flat list of numbers")
     try:
         v = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"{label}: expected a list of numbers") from None
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
-        raise InvalidInput(f"{label}: expected a non-empty flat list of finite numbers")
+    if not np.all(np.isfinite(v)):
+        raise InvalidInput(f"{label}: expected finite numbers")
     n = float(np.linalg.norm(v))
     if n == 0:
         raise InvalidInput(f"{label}: zero vector")
@@ -118,12 +130,13 @@ def vector(value: Any, label: str) -> np.ndarray:
 
 
 async def verify(svc: FaceService, inputs: Inputs) -> Answer:
+    svc.authorize(inputs.api_key)
     threshold = number(inputs.params, "threshold", svc.defaults.verify_threshold, -1, 1)
     faces: list[dict[str, Any]] = []
     if inputs.embeddings is not None:
         if not isinstance(inputs.embeddings, list) or len(inputs.embeddings) != 2:
             raise InvalidInput("'embeddings' must hold exactly two embeddings")
-        a, b = (vector(e, f"embeddings[{i}]") for i, e in enumerate(inputs.embeddings))
+        a, b = (vector(e, f"embeddings[{i}]", svc.dim) for i, e in enumerate(inputs.embeddings))
         if a.shape != b.shape:
             raise InvalidInput(f"embeddings have different lengths: {a.size} and {b.size}")
     else:
@@ -148,16 +161,19 @@ async def embed_crops(svc: FaceService, images: list[bytes]) -> list[np.ndarray]
         raise InvalidInput("no image in the request")
     if len(images) > MAX_IMAGES:
         raise InvalidInput(f"{len(images)} images in one request; the limit is {MAX_IMAGES}")
-    _, service = svc.crops.pick()
-    return [r.value for r in await asyncio.gather(*(service.pipeline.submit(img) for img in images))]
+    with svc.budget.admit(images):
+        _, service = svc.crops.pick()
+        return [r.value for r in await asyncio.gather(*(service.pipeline.submit(img) for img in images))]
 
 
 async def detect(svc: FaceService, inputs: Inputs) -> Answer:
+    svc.authorize(inputs.api_key)
     photos = await run_photos(svc, inputs)
     return {"results": [photo_json(svc, i, p, False) for i, p in enumerate(photos)]}
 
 
 async def embed(svc: FaceService, inputs: Inputs) -> Answer:
+    svc.authorize(inputs.api_key)
     if flag(inputs.params, "aligned"):
         embs = [e.tolist() for e in await embed_crops(svc, inputs.images)]
         return {"model": svc.model, "results": [{"image": i, "embedding": e} for i, e in enumerate(embs)]}

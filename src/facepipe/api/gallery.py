@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -16,14 +17,18 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from facepipe.api import jsondoc
 from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, embed_crops, face_json, flag, number, run_photos, vector
+from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import GalleryConfig
 from facepipe.errors import InvalidInput
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -38,7 +43,13 @@ class GalleryService:
 
 
 def subject_json(s: Subject) -> dict[str, Any]:
-    return {"id": s.id, "name": s.name, "metadata": s.metadata, "faces": s.faces, "created": s.created}
+    meta = s.metadata
+    if jsondoc.depth(meta) > jsondoc.MAX_DEPTH:  # stored before metadata was limited: keep reads working
+        log.warning(
+            "subject %r: stored metadata nests deeper than %d; answered as {}", s.id, jsondoc.MAX_DEPTH
+        )
+        meta = {}
+    return {"id": s.id, "name": s.name, "metadata": meta, "faces": s.faces, "created": s.created}
 
 
 def record_json(f: FaceRecord) -> dict[str, Any]:
@@ -73,13 +84,6 @@ def _name(doc: dict[str, Any], required: bool) -> str | None:
     return name
 
 
-def _metadata(doc: dict[str, Any]) -> dict[str, Any] | None:
-    meta = doc.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise InvalidInput("metadata: expected a JSON object")
-    return meta
-
-
 def _choice(params: dict[str, Any], key: str, options: tuple[str, ...]) -> str:
     value = str(params.get(key, options[0]))
     if value not in options:
@@ -94,8 +98,9 @@ def _png(rgb: np.ndarray) -> bytes:
 
 def _face_id(inputs: Inputs) -> int:
     raw = inputs.path.get("fid", "")
-    if not raw.isdigit():
-        raise InvalidInput(f"face id must be a number, got {raw!r}")
+    # ASCII digits only ('²' and Arabic-Indic digits pass str.isdigit), and within SQLite's int64
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise InvalidInput(f"face id must be a number of 1 to 18 digits, got {raw[:40]!r}")
     return int(raw)
 
 
@@ -149,7 +154,7 @@ async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
     sid = doc.get("id")
     if sid is not None and not isinstance(sid, str):
         raise InvalidInput("id: expected a string")
-    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", _metadata(doc) or {})
+    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", metadata_of(doc) or {})
     return subject_json(subject)
 
 
@@ -172,7 +177,7 @@ async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
 async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "write")
     doc = inputs.params
-    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), _metadata(doc))
+    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), metadata_of(doc))
     return subject_json(subject)
 
 
@@ -255,7 +260,9 @@ async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
     if not isinstance(embs, list) or not embs or len(embs) > 1024:
         raise InvalidInput("embeddings: expected a list of 1 to 1024 embeddings")
     k, threshold = _search_params(svc, doc)
-    found = await _search(svc.gallery, [vector(e, f"embeddings[{i}]") for i, e in enumerate(embs)], k)
+    found = await _search(
+        svc.gallery, [vector(e, f"embeddings[{i}]", svc.faces.dim) for i, e in enumerate(embs)], k
+    )
     results = [
         {"embedding": i, "matches": [match_json(m, threshold) for m in ms]} for i, ms in enumerate(found)
     ]

@@ -3,12 +3,12 @@ the same handlers as HTTP, the same JSON documents, errors as gRPC statuses."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
 
+from facepipe.api import jsondoc
 from facepipe.api.auth import HEADER
 from facepipe.api.operation import MAX_IMAGES, Binary, Inputs, Operation, inputs_from_json, rpc_name
 from facepipe.edges.http import dumps
@@ -19,13 +19,10 @@ from facepipe.protos import face_service_pb2 as pb
 SERVICE = "facepipe.v1.Face"
 
 
-def request_inputs(request: Any, metadata: Sequence[tuple[str, Any]]) -> Inputs:
+async def request_inputs(request: Any, metadata: Sequence[tuple[str, Any]]) -> Inputs:
     if len(request.images) > MAX_IMAGES:
         raise InvalidInput(f"{len(request.images)} images in one request; the limit is {MAX_IMAGES}")
-    try:
-        doc = json.loads(request.json) if request.json else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"json: not valid JSON: {exc}") from None
+    doc = await jsondoc.aloads(request.json.encode("utf-8", "surrogatepass"), "json") if request.json else {}
     inputs = inputs_from_json(doc, dict(request.params))
     inputs.images = list(request.images) + inputs.images
     inputs.path = {"sid": request.subject, "fid": str(request.face)}
@@ -36,7 +33,7 @@ def request_inputs(request: Any, metadata: Sequence[tuple[str, Any]]) -> Inputs:
 def handler(ops: Sequence[Operation], edge: Edge) -> grpc.GenericRpcHandler:
     def method(op: Operation) -> RpcMethod:
         async def call(request: Any, context: Any) -> Any:
-            out = await op.handler(request_inputs(request, context.invocation_metadata() or ()))
+            out = await op.handler(await request_inputs(request, context.invocation_metadata() or ()))
             if isinstance(out, Binary):
                 return pb.FaceReply(data=out.data, media_type=out.media_type)
             return pb.FaceReply(json=dumps(out).decode())

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from facepipe.api.auth import HEADER
 from facepipe.edges import kserve, seed
 from facepipe.edges.kserve import metadata
 from facepipe.edges.observe import Edge, RpcLabel, abort
@@ -60,8 +61,10 @@ class SeedServicer(seed_grpc.PipelineServiceServicer):
         return str(request.name or default)
 
     async def _inference(self, request: Any, context: Any) -> Any:
+        meta = dict(context.invocation_metadata() or ())
+        self.state.authorize_inference(meta.get(HEADER))
         feed = seed.feed_of(list(request.key), list(request.value))
-        sticky = dict(context.invocation_metadata() or ()).get(self.state.sticky_header)
+        sticky = meta.get(self.state.sticky_header)
         reply = await seed.predict(self.state, self._name(request), feed, as_json=False, sticky=sticky)
         await context.send_initial_metadata(((VARIANT, reply.variant),))
         values = [v if isinstance(v, str) else str(v) for v in reply.values]
@@ -71,6 +74,8 @@ class SeedServicer(seed_grpc.PipelineServiceServicer):
 def request_inputs(request: Any) -> dict[str, np.ndarray]:
     """Inputs of a ModelInferRequest, from ``raw_input_contents`` or typed ``contents``."""
     raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
     inputs = {}
     for i, t in enumerate(request.inputs):
         spec: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
@@ -108,7 +113,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
-        return pb.ServerReadyResponse(ready=self.state.ready)
+        return pb.ServerReadyResponse(ready=self.state.healthy())
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         ext = ["binary_tensor_data", "model_repository"]
@@ -116,7 +121,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         model = self.state.model(request.name, request.version or None)
-        return pb.ModelReadyResponse(ready=model.ready() and self.state.ready)
+        return pb.ModelReadyResponse(ready=model.ready() and self.state.healthy())
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         model = self.state.model(request.name, request.version or None)
@@ -128,7 +133,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        sticky = dict(context.invocation_metadata() or ()).get(self.state.sticky_header)
+        meta = dict(context.invocation_metadata() or ())
+        self.state.authorize_inference(meta.get(HEADER))
+        sticky = meta.get(self.state.sticky_header)
         model = self.state.model(request.model_name, request.model_version or None, sticky)
         outputs = await model.infer(request_inputs(request))
         names = kserve.pick_outputs(model.name, [o.name for o in request.outputs], outputs)
@@ -146,7 +153,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _control(self, request: Any, context: Any) -> tuple[ModelControl, str, int | None]:
         meta = dict(context.invocation_metadata() or ())
-        self.state.authorize(meta.get("x-api-key"))
+        self.state.authorize(meta.get(HEADER))
         if self.state.control is None:
             raise NotFound("model control is not enabled on this server")
         param = request.parameters.get("version") if "version" in request.parameters else None

@@ -8,7 +8,6 @@ protocol answers HTTP 200 with ``err_no`` (503 when overloaded), KServe answers 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from facepipe.api import jsondoc
+from facepipe.api.auth import HEADER
 from facepipe.edges import kserve, seed
 from facepipe.edges.kserve import metadata
-from facepipe.edges.observe import Edge
+from facepipe.edges.observe import Edge, body_read
 from facepipe.edges.state import ServerState
 from facepipe.errors import FacepipeError, InvalidInput, NotFound, Overloaded, PayloadTooLarge
 from facepipe.models.control import ModelControl
@@ -41,6 +42,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
+    body_read(request)
     return b"".join(chunks)
 
 
@@ -80,13 +82,14 @@ def kserve_error(err: FacepipeError, _: Request) -> Response:
 def seed_routes(state: ServerState, edge: Edge) -> list[Route]:
     async def prediction(request: Request) -> Response:
         name = request.path_params["service"]
+        state.authorize_inference(request.headers.get(HEADER))
         if name not in state.seed:
             raise UnknownRoute(
                 f"no route {request.method} {request.url.path}; see /openapi.json "
                 f"(seed services: {sorted(state.seed)})"
             )
         body = await read_body(request, state.max_body_bytes)
-        logid, feed = seed.parse_json(body)
+        logid, feed = await jsondoc.sized(seed.parse_json, body)
         request.scope["facepipe.logid"] = logid
         as_json = request.query_params.get("format") == "json"
         reply = await seed.predict(state, name, feed, as_json, request.headers.get(state.sticky_header))
@@ -107,7 +110,7 @@ def kserve_routes(state: ServerState, edge: Edge, server_version: str) -> list[R
         return Response(status_code=200)
 
     async def ready(_: Request) -> Response:
-        return Response(status_code=200 if state.ready else 503)
+        return Response(status_code=200 if state.healthy() else 503)
 
     async def model_meta(request: Request) -> Response:
         name, version = request.path_params["model"], request.path_params.get("version")
@@ -116,16 +119,18 @@ def kserve_routes(state: ServerState, edge: Edge, server_version: str) -> list[R
 
     async def model_ready(request: Request) -> Response:
         model = state.model(request.path_params["model"], request.path_params.get("version"))
-        return Response(status_code=200 if model.ready() and state.ready else 503)
+        return Response(status_code=200 if model.ready() and state.healthy() else 503)
 
     async def infer(request: Request) -> Response:
         name = request.path_params["model"]
-        state.versions(name)  # an unknown model is a 404 before anything else
+        state.authorize_inference(request.headers.get(HEADER))  # before any name is confirmed
+        state.versions(name)  # an unknown model is a 404 before the body is read
         body = await read_body(request, state.max_body_bytes)
         header = request.headers.get(kserve.HEADER.lower())
         if header is not None and not header.isdigit():
             raise InvalidInput(f"{kserve.HEADER} must be an integer")
-        req = kserve.parse_request(body, int(header) if header is not None else None)
+        head_length = int(header) if header is not None else None
+        req = await jsondoc.sized(lambda b: kserve.parse_request(b, head_length), body)
         # picked right before submitting, with no wait in between: a version being retired
         # is either not picked or already counted in flight
         sticky = request.headers.get(state.sticky_header)
@@ -161,14 +166,11 @@ def kserve_routes(state: ServerState, edge: Edge, server_version: str) -> list[R
 
 
 async def _control_args(request: Request, state: ServerState) -> tuple[ModelControl, dict[str, Any]]:
-    state.authorize(request.headers.get("x-api-key"))
+    state.authorize(request.headers.get(HEADER))
     if state.control is None:
         raise NotFound("model control is not enabled on this server")
     body = await read_body(request, state.max_body_bytes)
-    try:
-        doc = json.loads(body) if body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    doc = await jsondoc.aloads(body) if body else {}
     if not isinstance(doc, dict):
         raise InvalidInput("body must be a JSON object")
     nested = doc.get("parameters")
@@ -224,8 +226,10 @@ def ops_routes(state: ServerState) -> list[Route]:
         return JsonResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        body = {"ready": state.ready, "in_flight": state.in_flight()}
-        return JsonResponse(body, status_code=200 if state.ready else 503)
+        problems = state.problems()
+        ready = state.ready and not problems
+        body = {"ready": ready, "in_flight": state.in_flight(), "problems": problems}
+        return JsonResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         state.metrics.in_flight.set(state.in_flight())

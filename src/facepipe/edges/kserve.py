@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from facepipe.api import jsondoc
 from facepipe.errors import InvalidInput
 from facepipe.models.bundle import DTYPES, TO_DATATYPE, TensorSpec, datatype_of
 from facepipe.models.servable import InferModel
 
 HEADER = "Inference-Header-Content-Length"
+MAX_RANK = 16
+MAX_ELEMENTS = 1 << 31
 
 
 @dataclass(slots=True)
@@ -40,29 +44,45 @@ def decode_bytes(raw: bytes, count: int, name: str) -> np.ndarray:
     return arr
 
 
+def element_count(name: str, shape: list[Any]) -> int:
+    """Elements of ``shape``: plain non-negative integers (not booleans), at most ``MAX_RANK`` of them
+    and ``MAX_ELEMENTS`` in all (Python integers: a product never wraps around)."""
+    if len(shape) > MAX_RANK or not all(type(d) is int and d >= 0 for d in shape):
+        raise InvalidInput(f"input {name}: shape must be a list of up to {MAX_RANK} non-negative integers")
+    count: int = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise InvalidInput(f"input {name}: shape {shape} has {count} elements; the limit is {MAX_ELEMENTS}")
+    return count
+
+
+def bytes_data(name: str, data: Any) -> np.ndarray:
+    """A BYTES tensor's elements from JSON: strings only (nested as the shape says)."""
+    flat = np.asarray(data, dtype=object).ravel() if isinstance(data, list) else None
+    if flat is None or not all(isinstance(d, str) for d in flat):
+        raise InvalidInput(f"input {name}: BYTES data must be a list of strings")
+    arr = np.empty(len(flat), dtype=object)
+    arr[:] = [d.encode("utf-8", "surrogatepass") for d in flat]
+    return arr
+
+
 def tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
     """One input from its JSON spec (``name``, ``datatype``, ``shape``, ``data``) or binary form."""
     name, dt = spec.get("name"), spec.get("datatype")
     shape = spec.get("shape")
     if not isinstance(name, str) or not isinstance(dt, str) or not isinstance(shape, list):
         raise InvalidInput("each input needs 'name', 'datatype' and 'shape'")
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidInput(f"input {name}: shape must be a list of non-negative integers")
-    count = int(np.prod(shape)) if shape else 1
+    count = element_count(name, shape)
     if dt == "BYTES":
         if binary is not None:
             return decode_bytes(binary, count, name).reshape(shape)
-        flat = np.asarray(spec.get("data", []), dtype=object).ravel()
-        data = [d.encode() if isinstance(d, str) else d for d in flat]
-        arr = np.empty(len(data), dtype=object)
-        arr[:] = data
+        arr = bytes_data(name, spec.get("data", []))
     elif dt in DTYPES:
         try:
             if binary is not None:
                 arr = np.frombuffer(binary, dtype=DTYPES[dt])
             else:
                 arr = np.asarray(spec.get("data", []), dtype=DTYPES[dt]).ravel()
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidInput(f"input {name}: data do not fit datatype {dt} ({exc})") from None
     else:
         raise InvalidInput(f"input {name}: unknown datatype {dt!r}")
@@ -71,15 +91,34 @@ def tensor(spec: dict[str, Any], binary: bytes | None) -> np.ndarray:
     return arr.reshape(shape)
 
 
+def _object(value: Any, label: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{label} must be an object")
+    return value
+
+
+def binary_part(
+    spec: dict[str, Any], body: bytes, header_length: int | None, offset: int
+) -> tuple[bytes | None, int]:
+    """An input's bytes in the binary tensor extension (None: its data are in the JSON)."""
+    size = _object(spec.get("parameters"), f"input {spec.get('name')}: parameters").get("binary_data_size")
+    if size is None:
+        return None, offset
+    if type(size) is not int or size < 0:
+        raise InvalidInput(f"input {spec.get('name')}: binary_data_size must be a non-negative integer")
+    if header_length is None or offset + size > len(body):
+        raise InvalidInput(f"input {spec.get('name')}: binary_data_size {size} runs past the body")
+    return body[offset : offset + size], offset + size
+
+
 def parse_request(body: bytes, header_length: int | None) -> InferRequest:
     """A KServe v2 infer request (JSON, or JSON header + binary tensors when header_length is set)."""
     head = body if header_length is None else body[:header_length]
     if header_length is not None and not 0 <= header_length <= len(body):
         raise InvalidInput(f"{HEADER} {header_length} is outside the body of {len(body)} bytes")
-    try:
-        req = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    req = jsondoc.loads(head)
     if not isinstance(req, dict) or not isinstance(req.get("inputs"), list) or not req["inputs"]:
         raise InvalidInput("request needs a non-empty 'inputs' list")
     offset = header_length or 0
@@ -87,20 +126,20 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
     for spec in req["inputs"]:
         if not isinstance(spec, dict):
             raise InvalidInput("each input must be an object")
-        size = (spec.get("parameters") or {}).get("binary_data_size")
-        binary = None
-        if size is not None:
-            if header_length is None or offset + int(size) > len(body):
-                raise InvalidInput(f"input {spec.get('name')}: binary_data_size {size} runs past the body")
-            binary, offset = body[offset : offset + int(size)], offset + int(size)
+        binary, offset = binary_part(spec, body, header_length, offset)
         inputs[str(spec.get("name"))] = tensor(spec, binary)
-    params = req.get("parameters") or {}
-    binary_default = bool(params.get("binary_data_output", False))
+    if header_length is not None and offset != len(body):
+        raise InvalidInput(f"{len(body) - offset} bytes after the last binary tensor")
+    binary_default = bool(_object(req.get("parameters"), "parameters").get("binary_data_output", False))
     outputs = {}
-    for o in req.get("outputs") or []:
+    requested = req.get("outputs") or []
+    if not isinstance(requested, list):
+        raise InvalidInput("'outputs' must be a list")
+    for o in requested:
         if not isinstance(o, dict) or "name" not in o:
             raise InvalidInput("each requested output needs a 'name'")
-        outputs[str(o["name"])] = bool((o.get("parameters") or {}).get("binary_data", binary_default))
+        params = _object(o.get("parameters"), f"output {o['name']}: parameters")
+        outputs[str(o["name"])] = bool(params.get("binary_data", binary_default))
     return InferRequest(str(req.get("id", "")), inputs, outputs, binary_default)
 
 

@@ -3,7 +3,9 @@
 error form. Handlers raise; they never build error responses or touch metrics themselves.
 
 HTTP handlers are wrapped by ``Edge.route``; gRPC methods by ``Edge.rpc``. A cancelled call (client gone,
-gRPC cancellation) is counted as ``cancelled``, never as ``ok``.
+gRPC cancellation) is counted as ``cancelled``, never as ``ok``. Once an HTTP handler has read its body
+(``body_read``), the connection is watched: a client that disconnects cancels the handler, and the
+pipeline items it queued are skipped (engine/stage.py).
 """
 
 from __future__ import annotations
@@ -55,9 +57,14 @@ class Edge:
         async def endpoint(request: Request) -> Response:
             t0, status = time.perf_counter(), "ok"
             name = label if isinstance(label, str) else "unknown"
+            request.scope[BODY_READ] = asyncio.Event()
             try:
                 name = label if isinstance(label, str) else label(request)
-                return await handler(request)
+                answer = await _unless_disconnected(handler(request), request)
+                if answer is None:  # the client went away: its work was cancelled, nobody to answer
+                    status = "cancelled"
+                    return Response(status_code=499)
+                return answer
             except asyncio.CancelledError:
                 status = "cancelled"
                 raise
@@ -96,6 +103,41 @@ class Edge:
                 self.metrics.observe(name, status, time.perf_counter() - t0)
 
         return call
+
+
+BODY_READ = "facepipe.body_read"  # scope key: an asyncio.Event set once the request body is read
+
+
+def body_read(request: Request) -> None:
+    """Say that the handler has read the whole body: from now on the connection is watched for the
+    client going away (before, the watcher would take body chunks from the handler)."""
+    event = request.scope.get(BODY_READ)
+    if event is not None:
+        event.set()
+
+
+async def _disconnect(request: Request) -> None:
+    await request.scope[BODY_READ].wait()
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(work: Awaitable[Response], request: Request) -> Response | None:
+    """``work``'s response, or None once the client disconnects (``work`` is then cancelled, and with
+    it every pipeline item it queued)."""
+    task, watch = asyncio.ensure_future(work), asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
 
 
 def _aborted(exc: Exception, context: Any) -> bool:

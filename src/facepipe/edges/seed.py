@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from facepipe.api import jsondoc
 from facepipe.edges.state import ServerState
 from facepipe.errors import InvalidInput, NotFound
 
@@ -39,10 +40,7 @@ def numpy_repr(arr: np.ndarray) -> str:
 
 def parse_json(body: bytes) -> tuple[Any, dict[str, str]]:
     """``(logid, feed)`` from a seed JSON request."""
-    try:
-        req = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    req = jsondoc.loads(body)
     if not isinstance(req, dict):
         raise InvalidInput("request must be a JSON object with 'key' and 'value' lists")
     return req.get("logid"), feed_of(req.get("key"), req.get("value"))
@@ -66,7 +64,9 @@ async def predict(
         raise NotFound(f"service {name!r} is not served; services: {sorted(state.seed)}")
     profile = feed.pop(PROFILE_KEY, "0") in ("1", "true")
     version, variant = service.variants.pick(sticky)
-    result = await variant.pipeline.submit(service.feed(feed))
+    payload = service.feed(feed)
+    with state.budget.admit([payload] if isinstance(payload, bytes) else []):
+        result = await variant.pipeline.submit(payload)
     out = service.fetch(result.value)
     as_json = as_json or state.json_numbers
     values = [o.tolist() if as_json else numpy_repr(o) for o in out.values()]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from facepipe.api.limits import PixelBudget
 from facepipe.engine.metrics import Metrics
 from facepipe.engine.pipeline import Pipeline
 from facepipe.errors import NotFound
@@ -28,8 +29,11 @@ class ServerState:
     control: ModelControl | None = None
     authorize: Callable[[str | None], None] = lambda _key: None  # raises unless the key may administer
     key_role: Callable[[str | None], str] = lambda _key: "read"  # admin, read or none (for the web UI)
-    extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
     crops: Versions[Any] | None = None  # the built-in ArcFace versions (kept for /v1 if an app renames)
+    authorize_inference: Callable[[str | None], None] = lambda _key: None  # auth.protect_inference
+    extra: list[Pipeline] = field(default_factory=list)  # pipelines served by the caller's own routes
+    checks: list[Callable[[], str | None]] = field(default_factory=list)  # each: why not ready, or None
+    budget: PixelBudget = field(default_factory=PixelBudget)  # decoded pixels, per request and server
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +95,14 @@ class ServerState:
         client made up (labels from request paths would otherwise grow without bound)."""
         known = name in self.seed or name in self.models
         return f"{kind}:{name}" if known else f"{kind}:other"
+
+    def problems(self) -> list[str]:
+        """Why the server should not get traffic now (empty: it may), beyond ``ready`` itself."""
+        return [p for p in (check() for check in self.checks) if p]
+
+    def healthy(self) -> bool:
+        """Readiness: started, not draining, and every check passes (e.g. the gallery can write)."""
+        return self.ready and not self.problems()
 
     def in_flight(self) -> int:
         return sum(p.in_flight for p in self.pipelines())

@@ -7,39 +7,55 @@ JSON fields or form fields. Errors answer their status with ``{"error": {"code",
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message
 
+from facepipe.api import jsondoc
 from facepipe.api.auth import HEADER
 from facepipe.api.operation import MAX_IMAGES, Binary, Inputs, Operation, inputs_from_json
 from facepipe.edges.http import JsonResponse, read_body
 from facepipe.edges.observe import Edge
-from facepipe.errors import FacepipeError, InvalidInput, PayloadTooLarge
+from facepipe.errors import FacepipeError, InvalidInput
+
+MAX_FIELDS = 64  # multipart form fields (files count against MAX_IMAGES)
 
 
 async def read_inputs(request: Request, limit: int) -> Inputs:
     params: dict[str, object] = dict(request.query_params)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, limit)  # the one body limit: declared and streamed alike
     if kind == "multipart/form-data":
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-        form = await request.form(max_files=MAX_IMAGES, max_fields=64)
-        images = [await v.read() for _, v in form.multi_items() if isinstance(v, UploadFile)]
-        params |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        return Inputs(images, params)
-    body = await read_body(request, limit)
+        images, fields = await read_form(request, body)
+        return Inputs(images, params | fields)
     if kind.startswith("image/") or kind == "application/octet-stream":
         return Inputs([body], params)
-    try:
-        doc = json.loads(body) if body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    doc = await jsondoc.aloads(body) if body else {}
     return inputs_from_json(doc, params)
+
+
+async def read_form(request: Request, body: bytes) -> tuple[list[bytes], dict[str, str]]:
+    """Files (in order) and fields of a multipart body already read within the limit."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=MAX_IMAGES, max_fields=MAX_FIELDS)
+    except (MultiPartException, HTTPException) as exc:
+        detail = exc.message if isinstance(exc, MultiPartException) else exc.detail
+        raise InvalidInput(f"multipart body: {detail}") from None
+    images = [await v.read() for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    return images, {k: v for k, v in form.multi_items() if isinstance(v, str)}
 
 
 def v1_error(err: FacepipeError, _: Request) -> Response:

@@ -30,6 +30,11 @@ class StageCollector(Collector):
         depth = GaugeMetricFamily(
             "facepipe_stage_queue_depth", "Items waiting in a stage queue", labels=labels
         )
+        cancelled = CounterMetricFamily(
+            "facepipe_stage_cancelled_items",
+            "Queued items skipped: their caller was cancelled",
+            labels=labels,
+        )
         sizes = HistogramMetricFamily(
             "facepipe_stage_batch_size", "Batch sizes run by a stage", labels=labels
         )
@@ -42,11 +47,12 @@ class StageCollector(Collector):
                 compute.add_metric(lv, st.total_run_s)
                 wait.add_metric(lv, st.total_wait_s)
                 depth.add_metric(lv, s.queue_depth()[0])
+                cancelled.add_metric(lv, st.cancelled)
                 counts = dict(st.total_sizes)
                 buckets = [(str(b), sum(c for k, c in counts.items() if k <= b)) for b in BATCH_BUCKETS]
                 buckets.append(("+Inf", sum(counts.values())))
                 sizes.add_metric(lv, buckets, sum_value=sum(k * c for k, c in counts.items()))
-        yield from (items, batches, compute, wait, depth, sizes)
+        yield from (items, batches, compute, wait, depth, cancelled, sizes)
 
 
 class Metrics:

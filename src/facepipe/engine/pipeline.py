@@ -143,6 +143,10 @@ class Pipeline:
                     item.flow.failed = True
                 done.append((item, result))
                 continue
+            if item.future.cancelled():  # nobody waits for it: no further stage runs it
+                if item.flow is not None:
+                    item.flow.failed = True
+                continue
             for nxt, payload in self._ready(item, node, result):
                 it = item if nxt is None else nxt
                 it.payload = payload

@@ -2,8 +2,9 @@
 
 Each worker builds its own op instance (its own inference session), in the worker's thread or, with
 ``process``, in a child process of the worker's own (``ProcessOp``). Items past their deadline are
-dropped before they cost inference time. A batch whose op raises is retried ``retry`` times, then
-every item of it fails; an exception returned in one slot fails that item only.
+dropped before they cost inference time, and so are items whose submitter was cancelled. A batch whose
+op raises is retried ``retry`` times, then every item of it fails; an exception returned in one slot
+fails that item only.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ class Stage:
         live: list[Item] = []
         late: list[Item] = []
         for item in batch:
+            if item.future.cancelled():  # the client went away (HTTP disconnect, gRPC cancel)
+                self.stats.cancelled += 1
+                continue
             (live if now <= item.deadline else late).append(item)
         if late:
             why = f"request timed out waiting for stage {self.name}"

@@ -34,6 +34,7 @@ class StageStats:
         self._sizes: Counter[int] = Counter()
         self.out_ms = 0.0
         self.dropped = 0
+        self.cancelled = 0  # items skipped because their submitter was cancelled (cumulative)
         self.batch_errors = 0
         # Cumulative, never reset: read by the Prometheus collector.
         self.total_items = 0

@@ -22,7 +22,10 @@ class DecodeLimits:
 
 def b64decode(text: str | bytes) -> bytes | None:
     """Bytes from base64 text (a ``data:...;base64,`` prefix is allowed); None if it is not base64."""
-    raw = text.encode("latin-1") if isinstance(text, str) else text
+    try:
+        raw = text.encode("ascii") if isinstance(text, str) else text
+    except UnicodeEncodeError:  # base64 is ASCII: anything else is not base64
+        return None
     if raw.startswith(b"data:"):
         raw = raw.split(b",", 1)[-1]
     try:

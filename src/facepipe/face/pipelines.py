@@ -128,7 +128,7 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     -> decode -> resize to 112x112 -> embedding, all in the ``ArcFace`` op's worker like the seed's
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
     runtime = runtime_spec(config.op_config("ArcFace"))
-    limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime)).compile(config)
 
 
@@ -137,7 +137,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
     model is installed; it runs for photos that ask) and each user face op in ``extra`` (default
     input: ``align``; one value per face) as concurrent branches, joined into the photo."""
     embed_runtime = runtime_spec(config.op_config("ArcFace"))  # embed runs the ArcFace op's model
-    limits = DecodeLimits(max_bytes=config.max_body_bytes)
+    limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     # factories are partials of module-level functions: with dag.is_thread_op: false they are
     # pickled into each worker's process
     dag = (

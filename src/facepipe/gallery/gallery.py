@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from facepipe.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
 from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
 
@@ -50,6 +52,7 @@ class Gallery:
         self._lock = threading.Lock()  # guards the maps and the index against concurrent catch-ups
         self._seq = 0  # the last change-log entry applied
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
+        self.write_error: str | None = None  # the last write's failure, until a write succeeds
 
     @classmethod
     def open(
@@ -92,7 +95,16 @@ class Gallery:
         """Run ``fn`` in one transaction on the writer thread, then bring the index up to date."""
 
         def run() -> T:
-            out = self.store.write(fn)
+            try:
+                out = self.store.write(fn)
+            except StoreUnavailable as exc:  # PostgreSQL gone: 503 with its reason, readiness false
+                self.write_error = exc.message
+                raise
+            except sqlite3.OperationalError as exc:  # read-only, disk full, I/O error, locked
+                self.write_error = str(exc)
+                log.error("gallery: write failed: %s", exc)
+                raise NotReady(f"the gallery cannot be written: {exc}") from None
+            self.write_error = None
             try:
                 self.catch_up()
             except StoreUnavailable as exc:  # committed: the listener or the next read catches up
@@ -100,6 +112,15 @@ class Gallery:
             return out
 
         return await asyncio.wrap_future(self._writer.submit(run))
+
+    def write_problem(self) -> str | None:
+        """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
+        path = getattr(self.store, "path", None)  # a file store; PostgreSQL reports through write_error
+        if path is not None and (
+            not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
+        ):
+            return f"gallery {path} is not writable"
+        return f"gallery: last write failed: {self.write_error}" if self.write_error else None
 
     def catch_up(self) -> None:
         """Apply the store's change log since the last entry applied (this process's writes and any

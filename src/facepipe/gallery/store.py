@@ -13,6 +13,7 @@ removes the deleted bytes from its files as far as it can (each backend's ``eras
 from __future__ import annotations
 
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,8 @@ T = TypeVar("T")
 KEEP_CHANGES = 100_000
 FACE_COLUMNS = "id, subject_id, model, model_version, image_sha256, quality, created, crop IS NOT NULL"
 __all__ = ["SCHEMA_VERSION", "Duplicate", "FaceRecord", "NewFace", "Store", "Subject", "Tx"]
+
+log = logging.getLogger(__name__)
 
 
 class Duplicate(Conflict):
@@ -70,7 +73,12 @@ def _face(row: Sequence[Any]) -> FaceRecord:
 
 def _subject(row: Sequence[Any]) -> Subject:
     sid, name, metadata, created, faces = row
-    return Subject(sid, name, json.loads(metadata), created, int(faces))
+    try:
+        meta = json.loads(metadata)
+    except (ValueError, RecursionError):  # one bad record must not break listing for everyone
+        log.warning("subject %r: stored metadata is unreadable; answered as {}", sid)
+        meta = {}
+    return Subject(sid, name, meta if isinstance(meta, dict) else {}, created, int(faces))
 
 
 def _blob(emb: np.ndarray) -> bytes:

@@ -152,6 +152,7 @@ class ModelControl:
             wanted = set(self.policies.get(model, Policy()).wanted(usable)) | (
                 {pin} if pin is not None else set()
             )
+            skipped = self._skipped(model, available) if explicit and pin is None else []
             outcome: dict[str, str] = {}
             for m in (m for m in self.managed if m.model == model):
                 served = {int(v) for v in m.versions.names() if v.isdigit()}
@@ -162,9 +163,19 @@ class ModelControl:
                     if len(m.versions) > 1:
                         await self._retire(m, str(v))
                         outcome[str(v)] = "unloaded"
+            # a load call that would have loaded a rejected, unchanged version says so: as a note
+            # beside what it did load, or as the rejection when it loaded nothing
+            done = "loaded" in outcome.values()
+            why = "rejected earlier and unchanged since: fix its files or add a new version"
+            outcome |= {str(v): ("skipped: " if done else "") + why for v in skipped}
             if outcome:  # what was built is exempted and what was dropped collected, once per call
                 await asyncio.to_thread(heap.reclaim)
             return outcome
+
+    def _skipped(self, model: str, available: list[int]) -> list[int]:
+        """Versions the policy wants that are not retried (rejected, unchanged)."""
+        open_ = [v for v in available if (model, v) not in self.held_out]
+        return [v for v in self.policies.get(model, Policy()).wanted(open_) if self._still_rejected(model, v)]
 
     def _mtime(self, model: str, version: int) -> float:
         folder = self.repo.root / model / str(version)

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from facepipe.errors import InvalidInput, NotFound
 
 T = TypeVar("T")
+MAX_WEIGHT = 1e6  # an A/B weight: any scale up to this
 VARIANT = "x-facepipe-variant"  # response header (gRPC: metadata): the version that answered
 
 
@@ -68,8 +69,11 @@ class Versions(Generic[T]):
     def set_weights(self, weights: dict[str, float]) -> None:
         """Split traffic by ``weights`` (version -> share, any scale); empty: newest version only."""
         for version, w in weights.items():
-            if not isinstance(w, int | float) or w < 0:
-                raise InvalidInput(f"weights.{version}: expected a number >= 0, got {w!r}")
+            # finite and bounded: NaN compares false everywhere, and 1e308 + 1e308 is inf
+            if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= MAX_WEIGHT:
+                raise InvalidInput(
+                    f"weights.{version}: expected a number from 0 to {MAX_WEIGHT:g}, got {w!r}"
+                )
         if weights and sum(weights.values()) <= 0:
             raise InvalidInput("weights: at least one version needs a weight above 0")
         self._weights = {str(k): float(v) for k, v in weights.items()}

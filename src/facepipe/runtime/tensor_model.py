@@ -11,6 +11,7 @@ import numpy as np
 
 from facepipe.engine.pipeline import Pipeline
 from facepipe.engine.stage import StageConfig
+from facepipe.errors import InvalidInput
 from facepipe.models.bundle import Bundle, TensorSpec
 from facepipe.models.servable import check_inputs
 from facepipe.runtime import CPU, RuntimeSpec, open_session, platform_of
@@ -36,7 +37,15 @@ class TensorOp:
         names = self.session.output_names
         for idx in groups.values():
             joined = {k: np.concatenate([batch[i][k] for i in idx]) for k in batch[idx[0]]}
-            outs = self.session.run(joined)
+            try:
+                outs = self.session.run(joined)
+            except Exception as exc:  # inputs that passed check_inputs but the model refuses
+                refused = InvalidInput(
+                    f"model {self.bundle.manifest.name} refused the input: {str(exc)[:300]}"
+                )
+                for i in idx:
+                    results[i] = refused
+                continue
             start = 0
             for i in idx:
                 n = next(iter(batch[i].values())).shape[0]

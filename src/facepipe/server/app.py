@@ -64,7 +64,9 @@ def face_service(
     )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
-    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes)
+    return FaceService(
+        detectors, crops, config.face, model, dim, spoof, config.max_body_bytes, budget=state.budget
+    )
 
 
 @dataclass(slots=True)
@@ -134,16 +136,20 @@ def build_server(
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
     state.key_role = keys.role
+    state.authorize_inference = keys.check_inference
     control = state.control
     if control is None:  # pragma: no cover - build_state always makes one
         raise RuntimeError("no model control")
     faces = face_service(config, repo, state, user_app.face_ops if user_app is not None else ())
+    if faces is not None:
+        faces.authorize = keys.check_inference
     ops: list[Operation] = face_operations(faces) if faces is not None else []
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
     if user is not None:
         parts.append(user)
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
+        state.checks.append(gallery.write_problem)  # readiness false while the store cannot write
         ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facepipe.api.limits import PixelBudget
 from facepipe.config import Config, OpConfig, load_config
 from facepipe.edges.state import ServerState
 from facepipe.engine.pipeline import Pipeline
@@ -34,7 +35,10 @@ IMAGE_KEYS = ("image", "img", "x")
 
 def image_bytes(value: str | bytes, label: str = "image") -> bytes:
     """A seed/KServe image value: raw image bytes, or base64 text of them."""
-    raw = value.encode("latin-1") if isinstance(value, str) else value
+    try:
+        raw = value.encode("latin-1") if isinstance(value, str) else value
+    except UnicodeEncodeError:  # neither bytes carried as Latin-1 text nor base64
+        raise InvalidInput(f"{label}: neither image bytes nor valid base64") from None
     if sniff(raw):
         return raw
     decoded = b64decode(raw)
@@ -70,6 +74,7 @@ class ImageModel:
     platform: str = "facepipe_pipeline"
     inputs: list[TensorSpec] = field(default_factory=lambda: [TensorSpec("image", [-1], "BYTES")])
     outputs: list[TensorSpec] = field(default_factory=list)
+    budget: PixelBudget = field(default_factory=PixelBudget)  # shared with /v1 and the seed routes
 
     def __post_init__(self) -> None:
         self.outputs = [TensorSpec("embedding", [-1, self.dim], "float32")]
@@ -82,7 +87,13 @@ class ImageModel:
         items = [image_bytes(v, f"image[{i}]") for i, v in enumerate(inputs["image"].ravel())]
         if not items:
             raise InvalidInput("image: empty batch")
-        return {"embedding": np.stack(await gather_items(self.pipeline, items))}
+        cap = self.pipeline.stages[0].config.queue_size  # more could never all be queued: say so
+        if len(items) > cap:
+            raise InvalidInput(
+                f"image: {len(items)} images in one request; the limit is {cap} (dag.channel_size)"
+            )
+        with self.budget.admit(items):
+            return {"embedding": np.stack(await gather_items(self.pipeline, items))}
 
 
 def _close(got: np.ndarray, want: np.ndarray, label: str) -> None:
@@ -133,14 +144,17 @@ def _tensor_builder(config: Config) -> Callable[[Bundle], TensorModel]:
     return build
 
 
-def _arcface_builder(config: Config, label: str = "ArcFace") -> Callable[[Bundle], ImageModel]:
+def _arcface_builder(
+    config: Config, budget: PixelBudget, label: str = "ArcFace"
+) -> Callable[[Bundle], ImageModel]:
     """``label``: the pipeline's name in the tracer and metrics."""
 
     def build(bundle: Bundle) -> ImageModel:
         pipeline = pipelines.arcface(config, bundle)
         pipeline.name = label
         pipeline.variant = str(bundle.manifest.version)
-        return ImageModel(pipeline, embedding_dim(bundle), version=str(bundle.manifest.version))
+        version = str(bundle.manifest.version)
+        return ImageModel(pipeline, embedding_dim(bundle), version=version, budget=budget)
 
     return build
 
@@ -174,7 +188,10 @@ def build_state(config: Config, repo: Repository, app: AppPart | None = None) ->
     models: dict[str, Versions[InferModel]] = {"ArcFace": arcface}  # type: ignore[dict-item]
     # an app's own ArcFace takes the name; the built-in one stays loaded for /v1/embed?aligned=true
     label = "ArcFace-builtin" if app is not None and "ArcFace" in app.seed else "ArcFace"
-    managed = [Managed("ArcFace", embedder, arcface, _arcface_builder(config, label), arcface_selftest)]
+    budget = PixelBudget(config.face.max_request_pixels, config.face.max_inflight_pixels)  # one per server
+    managed = [
+        Managed("ArcFace", embedder, arcface, _arcface_builder(config, budget, label), arcface_selftest)
+    ]
     for name in sorted({e.name for e in repo.index()}):
         versions: Versions[InferModel] = Versions(name)
         models[name] = versions
@@ -186,6 +203,7 @@ def build_state(config: Config, repo: Repository, app: AppPart | None = None) ->
         managed += app.managed
     state = ServerState(seed, models, repo, config.max_body_bytes, config.json_numbers)
     state.crops = arcface
+    state.budget = budget
     mc = config.model_control
     state.sticky_header = mc.sticky_header
     state.control = ModelControl(

@@ -1,7 +1,9 @@
 """Runs the HTTP (uvicorn) and gRPC edges over the pipelines it is given; drains on SIGTERM.
 
 SIGTERM/SIGINT: readiness goes false first, new work is still accepted for ``drain_delay_s`` (so load
-balancers see the change), then the listeners close, in-flight requests finish, pipelines stop.
+balancers see the change) and answered with ``Connection: close``; then the listeners close (new
+connections refused), open keep-alive connections are still answered for ``linger_s``, in-flight
+requests finish, pipelines stop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facepipe.edges.state import ServerState
 from facepipe.engine import heap
@@ -40,12 +43,32 @@ class ServerOptions:
     host: str = "127.0.0.1"
     http_port: int = 9998
     drain_delay_s: float = 0.5
+    linger_s: float = 1.0  # after the listeners close: keep-alive connections still answered
     grace_s: float = 30.0
     # Python hands the GIL over every 5 ms by default: a worker back from inference would wait that
     # long behind a busy event loop. 0.5 ms keeps hand-offs short (measured: bench/results/cpu-arcface.md).
     switch_interval_s: float = 0.0005
     sock: socket.socket | None = None  # this worker's socket on a port several worker processes share
     urls: tuple[str, ...] = ()  # what it serves, logged once it is up
+
+
+def closing_while(app: ASGIApp, draining: Callable[[], bool]) -> ASGIApp:
+    """``app``, whose responses say ``Connection: close`` while the server drains: clients move to
+    a new connection (refused once the listeners close) instead of reusing one about to be closed."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not draining():
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return asgi
 
 
 class Server:
@@ -58,7 +81,10 @@ class Server:
         components: Sequence[Component] = (),
         on_started: Callable[[], None] | None = None,
     ) -> None:
-        self.state, self.app, self.options = state, app, options
+        self.state, self.options = state, options
+        self.draining = False
+        self.routes = app  # the application itself (its routes), under the draining wrapper
+        self.app = closing_while(app, lambda: self.draining)
         self.tracer, self.components, self.on_started = tracer, components, on_started
         self._uvicorn: uvicorn.Server | None = None
 
@@ -67,7 +93,15 @@ class Server:
             return
         log.info("stop requested: readiness false, draining")
         self.state.ready = False
-        asyncio.get_running_loop().call_later(self.options.drain_delay_s, self._close)
+        self.draining = True
+        asyncio.get_running_loop().call_later(self.options.drain_delay_s, self._stop_listening)
+
+    def _stop_listening(self) -> None:
+        """New connections are refused from now on; open keep-alive connections still get answers
+        (with ``Connection: close``) for ``linger_s`` before the rest are closed."""
+        for listener in self._uvicorn.servers if self._uvicorn is not None else []:
+            listener.close()
+        asyncio.get_running_loop().call_later(self.options.linger_s, self._close)
 
     def _close(self) -> None:
         if self._uvicorn is not None:
