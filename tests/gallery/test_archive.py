@@ -73,6 +73,7 @@ def test_round_trip_to_the_other_backend(
     path = tmp_path / "g.tar.gz"
     tally = export(source, path, batch=7)
     assert (tally.subjects, tally.faces) == (10, 50)
+    assert path.read_bytes()[:2] == b"\x1f\x8b" and not (tmp_path / "g.tar.gz.part").exists()  # gzip, renamed
     got = import_archive(path, target, expect=MODEL)
     assert (got.subjects, got.faces, got.subjects_kept, got.faces_kept) == (10, 50, 0, 0)
     want = snapshot(source)

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import tarfile
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ HEADER, END = "gallery.json", "end.json"
 
 def _create(path: Path) -> tarfile.TarFile:
     """A tar written front to back (gzip-compressed if the name says so)."""
-    if path.name.endswith((".tar.gz", ".tgz")):
+    if path.name.removesuffix(".part").endswith((".tar.gz", ".tgz")):
         return tarfile.open(str(path), "w|gz")
     return tarfile.open(str(path), "w|")
 
@@ -99,7 +100,8 @@ def export(
         "models": models,
     }
     tally, exported = Tally(), set[str]()
-    with _create(path) as tar:
+    part = path.with_name(path.name + ".part")  # a failed export leaves no archive that looks whole
+    with _create(part) as tar:
         out = _Writer(tar)
         out.add(HEADER, json.dumps(header).encode())
         for subjects in subject_batches(store, batch):
@@ -122,6 +124,7 @@ def export(
             tally.faces += len(faces)
             progress(len(faces))
         out.add(END, json.dumps({"subjects": tally.subjects, "faces": tally.faces}).encode())
+    os.replace(part, path)
     return tally
 
 
