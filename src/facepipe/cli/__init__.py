@@ -6,7 +6,7 @@ import sys
 
 from rich.markup import escape
 
-from facepipe.cli import faces, gallery, server, tools  # noqa: F401  (they register their commands)
+from facepipe.cli import faces, gallery, gallery_store, server, tools  # noqa: F401  (they register their commands)
 from facepipe.cli.common import app, console, exit_code
 from facepipe.errors import FacepipeError
 

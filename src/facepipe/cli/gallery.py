@@ -1,4 +1,4 @@
-"""``facepipe gallery enroll|list|delete|reembed``."""
+"""``facepipe gallery enroll|list|delete|reembed`` (export, import, migrate: ``gallery_store.py``)."""
 
 from __future__ import annotations
 

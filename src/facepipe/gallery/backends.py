@@ -31,3 +31,14 @@ def open_store(url: str, data_dir: Path, pg_erase: str = "vacuum") -> Store:
     raise ConfigError(
         f"gallery.store: {url.split(':', maxsplit=1)[0]!r} is not a store: use sqlite:///... or postgresql://..."
     )
+
+
+def redact(url: str, data_dir: Path) -> str:
+    """``url`` without a password: the SQLite file's absolute path, or PostgreSQL's host:port/db."""
+    if url.startswith(SQLITE_PREFIX):
+        return SQLITE_PREFIX + str(sqlite_path(url, data_dir).resolve())
+    if url.startswith(POSTGRES_PREFIXES):
+        from facepipe.gallery.pg_store import where
+
+        return "postgresql://" + where(url)
+    return url.split(":", maxsplit=1)[0]

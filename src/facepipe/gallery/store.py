@@ -126,8 +126,10 @@ class Store(ABC):
         tx.execute("INSERT INTO changes (kind, ref) VALUES (?, ?)", (kind, str(ref)))
 
     @staticmethod
-    def insert_subject(tx: Tx, sid: str, name: str, metadata: dict[str, Any]) -> Subject:
-        now = time.time()
+    def insert_subject(
+        tx: Tx, sid: str, name: str, metadata: dict[str, Any], created: float | None = None
+    ) -> Subject:
+        now = time.time() if created is None else created
         tx.execute(
             "INSERT INTO subjects (id, name, metadata, created) VALUES (?, ?, ?, ?)",
             (sid, name, json.dumps(metadata), now),
@@ -157,8 +159,10 @@ class Store(ABC):
         return ids
 
     @staticmethod
-    def insert_face(tx: Tx, sid: str, model: tuple[str, str], face: NewFace) -> FaceRecord:
-        now = time.time()
+    def insert_face(
+        tx: Tx, sid: str, model: tuple[str, str], face: NewFace, created: float | None = None
+    ) -> FaceRecord:
+        now = time.time() if created is None else created
         fid = int(
             tx.execute(
                 "INSERT INTO faces (subject_id, model, model_version, embedding, image_sha256, crop, quality,"
@@ -176,6 +180,13 @@ class Store(ABC):
         )
         Store.log(tx, "face", fid)
         return FaceRecord(fid, sid, *model, face.image_sha256, face.quality, now, face.crop_png is not None)
+
+    @staticmethod
+    def has_face(tx: Tx, sid: str, sha: str, model: tuple[str, str]) -> bool:
+        """Whether ``sid`` has a face of this image embedded by ``model`` (how enrolment dedups)."""
+        sql = "SELECT 1 FROM faces WHERE subject_id = ? AND image_sha256 = ? AND model = ?"
+        sql += " AND model_version = ?"
+        return tx.execute(sql, (sid, sha, *model)).fetchone() is not None
 
     @staticmethod
     def delete_face(tx: Tx, fid: int) -> bool:
@@ -218,6 +229,30 @@ class Store(ABC):
         )
         total = int(self._one(f"SELECT COUNT(*) FROM subjects s{where}", args)[0])
         return [_subject(r) for r in rows], total
+
+    def subjects_after(self, after: str, limit: int) -> list[Subject]:
+        """Up to ``limit`` subjects with ids above ``after``, by id (a cursor that survives writes)."""
+        rows = self.rows(
+            "SELECT id, name, metadata, created, 0 FROM subjects WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [_subject(r) for r in rows]
+
+    def dump_faces(self, after: int, limit: int) -> list[tuple[FaceRecord, bytes, bytes | None]]:
+        """Up to ``limit`` (face, float32 embedding bytes, crop) with ids above ``after``, by id."""
+        rows = self.rows(
+            f"SELECT {FACE_COLUMNS}, embedding, crop FROM faces WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [(_face(r[:8]), bytes(r[8]), None if r[9] is None else bytes(r[9])) for r in rows]
+
+    def count_after(self, subject: str, face: int) -> int:
+        """Subjects with ids above ``subject`` plus faces with ids above ``face``."""
+        n = self._one(
+            "SELECT (SELECT COUNT(*) FROM subjects WHERE id > ?) + (SELECT COUNT(*) FROM faces WHERE id > ?)",
+            (subject, face),
+        )
+        return int(n[0])
 
     def faces_of(self, sid: str) -> list[FaceRecord]:
         return [
