@@ -24,8 +24,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from facepipe.errors import ConversionError
+from facepipe.models.bundle import Manifest, Preprocess, Source
+from facepipe.models.convert.bundler import fill_io, write_bundle
 from facepipe.models.convert.dlib_net import DlibLayer, DlibNet, Spec, face_resnet_spec, read_net
+from facepipe.models.convert.verify import synthetic_images, to_input
 
+PARITY_TEST = "tests/models/convert/test_dlib.py (cosine >= 0.99999 on real LFW chips)"
 OPSET = 17
 INPUT, OUTPUT = "input", "descriptor"
 Shape = tuple[int, int, int]  # C, H, W
@@ -195,3 +199,38 @@ def _fc(g: _Graph, layer: DlibLayer, x: str, shape: Shape) -> tuple[str, Shape]:
 
 
 EMITTERS = {"con": _con, "affine": _affine, "relu": _relu, "max_pool": _pool, "avg_pool": _pool, "fc": _fc}
+
+
+def install_dlib_embedder(dat: Path, root: Path, name: str, source: Source) -> Manifest:
+    """Convert dlib's face ResNet ``dat`` and install it as bundle ``root/<name>/1``.
+
+    The manifest's preprocess is the input layer's own: RGB, ``(pixel - avg) / 256``, 150x150 NCHW.
+    The parity reference (dlib itself) is a test-only dependency, so the manifest says where parity is
+    checked instead of carrying numbers measured at pull time.
+    """
+    net = read_dlib(dat)
+    model = dlib_to_onnx(net)
+    size = [int(net.input["nr"]), int(net.input["nc"])]
+    pre = Preprocess("RGB", [float(v) for v in net.input["avg_rgb"]], [256.0] * 3, size)
+    manifest = Manifest(
+        name=name,
+        version=1,
+        role="embedding",
+        inputs=[],
+        outputs=[],
+        preprocess=pre,
+        normalized=False,
+        max_batch=32,
+        source=source,
+        parity={"reference": "dlib-bin compute_face_descriptor", "checked_by": PARITY_TEST},
+        extra={
+            "alignment": "dlib-5point-chip",
+            "chip_padding": 0.25,
+            "distance_threshold": net.loss["distance_threshold"],
+        },
+    )
+    fill_io(manifest, model, layout="NCHW")
+    manifest.embedding_dim = int(manifest.outputs[0].shape[-1])
+    golden = [to_input(img, pre).transpose(0, 3, 1, 2).copy() for img in synthetic_images(2, *size)]
+    write_bundle(model, manifest, golden, root)
+    return manifest
