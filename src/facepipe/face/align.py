@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -86,9 +88,11 @@ def _rotated(rect: Rect, angle: float) -> np.ndarray:
     """The rectangle's tl, tr, bl, br corners rotated about its centre (dlib's rotate_point)."""
     x0, y0, x1, y1 = rect
     centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-    sin, cos = np.sin(angle), np.cos(angle)
-    d = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) - centre
-    return np.stack([cos * d[:, 0] - sin * d[:, 1], sin * d[:, 0] + cos * d[:, 1]], axis=1) + centre
+    sin, cos = math.sin(angle), math.cos(angle)
+    d: np.ndarray = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) - centre
+    out: np.ndarray = np.stack([cos * d[:, 0] - sin * d[:, 1], sin * d[:, 0] + cos * d[:, 1]], axis=1)
+    out += centre
+    return out
 
 
 def _rect_down(rect: Rect) -> Rect:
@@ -107,11 +111,11 @@ def pyramid_down_2(img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     if h <= 8 or w <= 8:
         return np.zeros((0, 0, 3), np.uint8)
-    x = img.astype(np.uint32)
+    x: np.ndarray = img.astype(np.uint32)
     c = 2 * np.arange((w - 3) // 2)
     rows = x[:, c] + 4 * x[:, c + 1] + 6 * x[:, c + 2] + 4 * x[:, c + 3] + x[:, c + 4]
     r = 2 + 2 * np.arange((h - 3) // 2)
-    out = rows[r - 2] + 4 * rows[r - 1] + 6 * rows[r] + 4 * rows[r + 1] + rows[r + 2]
+    out: np.ndarray = rows[r - 2] + 4 * rows[r - 1] + 6 * rows[r] + 4 * rows[r + 1] + rows[r + 2]
     return (out // 256).astype(np.uint8)
 
 
