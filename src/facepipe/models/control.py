@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from facepipe.errors import FacepipeError, ModelError, NotFound
 from facepipe.engine import heap
+from facepipe.errors import FacepipeError, ModelError, NotFound
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
 from facepipe.models.versions import Versions

@@ -9,12 +9,12 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from facepipe.errors import ConversionError
+from facepipe.models.bundle import Preprocess, load_bundle
 from facepipe.models.convert.importer import ImportOptions, import_model
 from facepipe.models.convert.onnx import add_l2_head
 from facepipe.models.convert.paddle import find_paddle_files
 from facepipe.models.convert.verify import run_onnx
-from facepipe.errors import ConversionError
-from facepipe.models.bundle import Preprocess, load_bundle
 
 
 def _tiny_embedder(path: Path) -> Path:

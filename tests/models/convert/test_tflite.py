@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
+from facepipe.errors import ConversionError
+from facepipe.face.align import align
+from facepipe.models.bundle import Preprocess
 from facepipe.models.convert import tflite_ops
 from facepipe.models.convert.tflite import convert_tflite
 from facepipe.models.convert.tflite_passes import fold_dequantize, fuse_prelu
 from facepipe.models.convert.tflite_reader import read_tflite
 from facepipe.models.convert.verify import run_onnx, tflite_parity, to_input
-from facepipe.errors import ConversionError
-from facepipe.face.align import align
-from facepipe.models.bundle import Preprocess
 
 RGB_128 = ([127.5] * 3, [128.0] * 3)
 FACE_128 = Preprocess(mean=[127.5] * 3, std=[128.0] * 3)

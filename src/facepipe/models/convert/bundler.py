@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from facepipe.models.convert.onnx import io_specs
-from facepipe.models.convert.verify import run_onnx
 from facepipe.models.bundle import (
     GOLDEN_FILE,
     MANIFEST,
@@ -19,6 +17,8 @@ from facepipe.models.bundle import (
     TensorSpec,
     write_client_conf,
 )
+from facepipe.models.convert.onnx import io_specs
+from facepipe.models.convert.verify import run_onnx
 
 
 def fill_io(manifest: Manifest, model: onnx.ModelProto, layout: str = "") -> None:

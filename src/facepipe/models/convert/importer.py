@@ -7,13 +7,13 @@ from pathlib import Path
 
 import onnx
 
+from facepipe.errors import ConversionError
+from facepipe.models.bundle import Manifest, Preprocess, Source
 from facepipe.models.convert.bundler import fill_io, write_bundle
 from facepipe.models.convert.onnx import add_l2_head, free_batch_axis, load_onnx
 from facepipe.models.convert.paddle import convert_paddle
 from facepipe.models.convert.tflite import convert_tflite
 from facepipe.models.convert.verify import run_onnx, synthetic_images, tflite_parity, to_input
-from facepipe.errors import ConversionError
-from facepipe.models.bundle import Manifest, Preprocess, Source
 
 
 @dataclass(slots=True)

@@ -17,10 +17,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from facepipe.errors import ConversionError
 from facepipe.models.convert import tflite_ops
 from facepipe.models.convert.tflite_passes import fold_dequantize, fuse_prelu
 from facepipe.models.convert.tflite_reader import Graph, read_tflite
-from facepipe.errors import ConversionError
 
 log = logging.getLogger(__name__)
 
