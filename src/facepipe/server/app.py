@@ -40,7 +40,7 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     detectors = {
         name: pipelines.photos(config, repo, name)
         for name, nets in pipelines.DETECTORS.items()
-        if all(repo.versions(n) for n in nets)
+        if all(repo.versions(n) and repo.permitted(n) for n in nets)
     }
     if not detectors:
         log.warning("no detector models installed: /v1 is not served")
@@ -50,7 +50,7 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     model = {"name": embedder.name, "version": str(embedder.version)}
     spoof = (
         repo.bundle("antispoof").manifest.extra.get("spoof_above", 0.2)
-        if repo.versions("antispoof")
+        if repo.versions("antispoof") and repo.permitted("antispoof")
         else None
     )
     state.extra.extend(detectors.values())
@@ -117,7 +117,7 @@ def build_server(
     # images are already spread over the cores by worker threads and processes: OpenCV's own pool
     # on top of them (one thread per core, per process) only adds hand-offs
     cv2.setNumThreads(config.face.opencv_threads or -1)
-    repo = Repository(models_dir)
+    repo = Repository(models_dir, clean=config.face.pack == "clean")
     state = build_state(config, repo)
     keys = ApiKeys.from_config(config.auth)
     state.authorize = lambda key: keys.check(key, "write")
