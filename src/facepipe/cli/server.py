@@ -87,6 +87,10 @@ def convert(
     color: Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")] = "RGB",
     l2_output: Annotated[str, typer.Option(help="Append an L2-normalisation head to this output.")] = "",
     dynamic_spatial: Annotated[bool, typer.Option(help="Free H and W (fully convolutional nets).")] = False,
+    licence: Annotated[str, typer.Option(help="The weights' licence, recorded in the manifest.")] = "",
+    commercial: Annotated[
+        bool, typer.Option(help="The weights may be used commercially (face.pack: clean loads only these).")
+    ] = False,
     models: ModelsDir = Path("models"),
 ) -> None:
     """Convert a model into a bundle, checking parity against the TFLite interpreter for .tflite.
@@ -97,7 +101,8 @@ def convert(
     from facepipe.models.convert.importer import ImportOptions, import_model
 
     pre = Preprocess(color=color.upper(), mean=[mean] * 3, std=[std] * 3)
-    opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial)
+    opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial, licence)
+    opts.commercial = commercial
     path = import_model(src, opts, models)
     console.print(f"[green]✓[/] installed {path}")
 
