@@ -10,6 +10,7 @@ from facepipe.config import Config
 from facepipe.engine.op import Chain, FunctionOp, OpFactory, per_item
 from facepipe.engine.pipeline import Pipeline
 from facepipe.engine.stage import StageConfig, stage_config
+from facepipe.errors import ModelError
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
@@ -22,6 +23,17 @@ from facepipe.models.repository import Repository
 from facepipe.runtime import RuntimeSpec, runtime_spec
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
+# The crops /v1 cuts: ArcFace-template alignment (face/align.py: align). An embedder whose manifest asks
+# for another (dlib-resnet: "dlib-5point-chip", which needs dlib's own 5 landmarks) is not served there.
+V1_ALIGNMENT = "arcface"
+
+
+def v1_alignment_problem(bundle: Bundle) -> str:
+    """Why /v1 cannot feed this embedder ('' if it can)."""
+    wanted = str(bundle.manifest.extra.get("alignment", V1_ALIGNMENT))
+    if wanted == V1_ALIGNMENT:
+        return ""
+    return f"embedder {bundle.manifest.name!r} needs {wanted!r} face crops; /v1 cuts {V1_ALIGNMENT!r} ones"
 
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
@@ -105,6 +117,9 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
     """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
     embed_runtime = runtime_spec(config.op_config("ArcFace"))
     embed_bundle = embedder(config, repo)
+    problem = v1_alignment_problem(embed_bundle)
+    if problem:
+        raise ModelError(problem)
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
     det_runtime = runtime_spec(config.op_config("detect"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
@@ -116,7 +131,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
         (stage_config(config, "align"), align_op),
         (stage_config(config, "embed"), partial(face_embed_op, embed_bundle, embed_runtime)),
     ]
-    if repo.versions("antispoof"):
+    if repo.versions("antispoof") and repo.permitted("antispoof"):
         spoof, liveness = repo.bundle("antispoof"), runtime_spec(config.op_config("liveness"))
         steps.append((stage_config(config, "liveness"), partial(LivenessOp, spoof, liveness)))
     return Pipeline(f"photos-{detector}", steps, timeout_s=config.request_timeout_ms / 1000.0)

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 def face_service(config: Config, repo: Repository, state: ServerState) -> FaceService | None:
     """The /v1 face API over the photo pipelines whose models are installed (None: none is)."""
+    problem = pipelines.v1_alignment_problem(pipelines.embedder(config, repo))
+    if problem:
+        log.warning("%s: /v1 is not served (the seed service and KServe are)", problem)
+        return None
     detectors = {
         name: pipelines.photos(config, repo, name)
         for name, nets in pipelines.DETECTORS.items()

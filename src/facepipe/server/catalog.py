@@ -105,6 +105,8 @@ async def arcface_selftest(model: ImageModel, bundle: Bundle) -> None:
     pre = bundle.manifest.preprocess
     for i, (inputs, outs) in enumerate(golden(bundle)):
         x = next(iter(inputs.values()))[0]
+        if bundle.manifest.inputs[0].layout == "NCHW":  # golden inputs are model inputs: back to HWC
+            x = x.transpose(1, 2, 0)
         pixels = np.clip(np.round(x * np.asarray(pre.std) + np.asarray(pre.mean)), 0, 255).astype(np.uint8)
         rgb = pixels if pre.color.upper() == "RGB" else pixels[..., ::-1]
         png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
