@@ -97,3 +97,11 @@ def dlib_faces(lfw_dir: Path, dlib_models: Path) -> list[tuple[str, np.ndarray, 
         if len(out) == 12:
             break
     return out
+
+
+@pytest.fixture(scope="session")
+def dlib_shape_model(dlib_models: Path):  # type: ignore[no-untyped-def]
+    """dlib's 5-point shape predictor read by facepipe's reader (once: ~8 s of pure-Python parsing)."""
+    from facepipe.models.convert.dlib_shape import read_shape_predictor
+
+    return read_shape_predictor((dlib_models / "shape_predictor_5_face_landmarks.dat").read_bytes())
