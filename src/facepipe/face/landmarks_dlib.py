@@ -5,12 +5,22 @@ computes them (float32 shape updates in dlib's order, pixel positions and landma
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from facepipe.face.align import similarity_transform
-from facepipe.models.convert.dlib_shape import Cascade, ShapeModel
+from facepipe.face.align import dlib_chip, similarity_transform
+from facepipe.face.faces import Photo
+from facepipe.models.convert.dlib_shape import Cascade, ShapeModel, load_shape_model
 
 Box = tuple[int, int, int, int]  # dlib rectangle: left, top, right, bottom (inclusive)
+
+# dlib's shape predictor was trained on the boxes of dlib's HOG detector. A detector's box moved and
+# scaled to the HOG box of the same face: (centre dx, centre dy, side), in widths of the detector's box;
+# the means over 299 lfw-dev faces (every 12th image). From BlazeFace boxes so adapted, the landmarks are
+# within 1.1 % of the outer-eye distance of those from dlib's own box (mean; 2.5 % at the 95th
+# percentile) and the descriptors of the two chips at cosine 0.998 (mean; 0.996 at the 5th percentile).
+HOG_BOX = {"blazeface": (0.020, -0.032, 0.977), "mtcnn": (0.031, 0.091, 1.120)}
 
 
 def intensity(rgb: np.ndarray) -> np.ndarray:
@@ -64,3 +74,36 @@ def predict(model: ShapeModel, image: np.ndarray, box: Box) -> np.ndarray:
     left, top, right, bottom = box
     pts = shape.reshape(-1, 2).astype(np.float64)
     return np.floor(pts * [right - left, bottom - top] + [left, top] + 0.5)
+
+
+def hog_box(box: tuple[float, float, float, float], detector: str) -> Box:
+    """The dlib HOG-style box of a face found by ``detector`` (x1, y1, x2, y2 in pixels)."""
+    dx, dy, side = HOG_BOX[detector]
+    x1, y1, x2, y2 = box
+    w = x2 - x1
+    cx, cy, half = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * w, side * w / 2
+    return (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+class DlibChipOp:
+    """Every face of every photo -> dlib's 150x150 chip (its 5 landmarks from the face's box), the
+    input of an embedder whose manifest asks for ``alignment: dlib-5point-chip``."""
+
+    def __init__(self, landmarks: Path, detector: str) -> None:
+        if detector not in HOG_BOX:
+            raise ValueError(f"no HOG box adaptation for detector {detector!r}")
+        self.landmarks = landmarks
+        self.detector = detector
+        self.model: ShapeModel | None = None
+
+    def setup(self) -> None:
+        self.model = load_shape_model(self.landmarks)
+
+    def __call__(self, batch: list[Photo]) -> list[Photo]:
+        if self.model is None:
+            raise RuntimeError("DlibChipOp.setup() was not called")
+        for photo in batch:
+            for face in photo.faces:
+                points = predict(self.model, photo.image, hog_box(face.box, self.detector))
+                face.crop = dlib_chip(photo.image, points)
+        return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -17,23 +18,38 @@ from facepipe.face.detect_blazeface import BlazeFaceOp
 from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
+from facepipe.face.landmarks_dlib import DlibChipOp
 from facepipe.face.liveness import LivenessOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
 from facepipe.runtime import RuntimeSpec, runtime_spec
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
-# The crops /v1 cuts: ArcFace-template alignment (face/align.py: align). An embedder whose manifest asks
-# for another (dlib-resnet: "dlib-5point-chip", which needs dlib's own 5 landmarks) is not served there.
-V1_ALIGNMENT = "arcface"
+# The crops /v1 can cut: ArcFace-template alignment (face/align.py: align), and dlib's 5-point chip
+# (face/landmarks_dlib.py) for an embedder that carries dlib's shape predictor (dlib-resnet).
+ARCFACE, DLIB_CHIP = "arcface", "dlib-5point-chip"
+
+
+def alignment(bundle: Bundle) -> str:
+    return str(bundle.manifest.extra.get("alignment", ARCFACE))
+
+
+def landmarks_file(bundle: Bundle) -> Path | None:
+    spec = bundle.manifest.extra.get("landmarks")
+    path = bundle.path / str(spec["file"]) if isinstance(spec, dict) and "file" in spec else None
+    return path if path is not None and path.is_file() else None
 
 
 def v1_alignment_problem(bundle: Bundle) -> str:
     """Why /v1 cannot feed this embedder ('' if it can)."""
-    wanted = str(bundle.manifest.extra.get("alignment", V1_ALIGNMENT))
-    if wanted == V1_ALIGNMENT:
+    wanted = alignment(bundle)
+    if wanted == ARCFACE or (wanted == DLIB_CHIP and landmarks_file(bundle) is not None):
         return ""
-    return f"embedder {bundle.manifest.name!r} needs {wanted!r} face crops; /v1 cuts {V1_ALIGNMENT!r} ones"
+    return f"embedder {bundle.manifest.name!r} needs {wanted!r} face crops, which /v1 cannot cut for it"
+
+
+def dlib_chip_op(landmarks: Path, detector: str) -> DlibChipOp:
+    return DlibChipOp(landmarks, detector)
 
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
@@ -113,6 +129,13 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     )
 
 
+def _align_factory(embedder: Bundle, detector: str) -> OpFactory:
+    landmarks = landmarks_file(embedder)
+    if alignment(embedder) == DLIB_CHIP and landmarks is not None:
+        return partial(dlib_chip_op, landmarks, detector)
+    return align_op
+
+
 def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
     """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
     embed_runtime = runtime_spec(config.op_config("ArcFace"))
@@ -128,7 +151,7 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipelin
     steps: list[tuple[StageConfig, OpFactory]] = [
         (stage_config(config, "decode"), partial(photo_decode_op, limits)),
         (stage_config(config, "detect"), partial(detector_op, detector, nets, det_runtime)),
-        (stage_config(config, "align"), align_op),
+        (stage_config(config, "align"), _align_factory(embed_bundle, detector)),
         (stage_config(config, "embed"), partial(face_embed_op, embed_bundle, embed_runtime)),
     ]
     if repo.versions("antispoof") and repo.permitted("antispoof"):

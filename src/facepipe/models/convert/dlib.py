@@ -15,6 +15,8 @@ The graph is NCHW, input ``input`` (batch, 3, nr, nc) holding ``(pixel - avg) / 
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,13 @@ from facepipe.errors import ConversionError
 from facepipe.models.bundle import Manifest, Preprocess, Source
 from facepipe.models.convert.bundler import fill_io, write_bundle
 from facepipe.models.convert.dlib_net import DlibLayer, DlibNet, Spec, face_resnet_spec, read_net
+from facepipe.models.convert.dlib_shape import read_shape_predictor, shape_arrays
 from facepipe.models.convert.verify import synthetic_images, to_input
 
+LANDMARKS_FILE = "landmarks.npz"
+# /v1/verify's default for this model: the accuracy-optimal cosine threshold measured on lfw-dev
+# (bench/results/dlib-embedder.md); MobileFaceNet's 0.38 would call almost every pair a match.
+VERIFY_THRESHOLD = 0.91
 PARITY_TEST = "tests/models/convert/test_dlib.py (cosine >= 0.99999 on real LFW chips)"
 OPSET = 17
 INPUT, OUTPUT = "input", "descriptor"
@@ -201,8 +208,11 @@ def _fc(g: _Graph, layer: DlibLayer, x: str, shape: Shape) -> tuple[str, Shape]:
 EMITTERS = {"con": _con, "affine": _affine, "relu": _relu, "max_pool": _pool, "avg_pool": _pool, "fc": _fc}
 
 
-def install_dlib_embedder(dat: Path, root: Path, name: str, source: Source) -> Manifest:
-    """Convert dlib's face ResNet ``dat`` and install it as bundle ``root/<name>/1``.
+def install_dlib_embedder(
+    dat: Path, root: Path, name: str, source: Source, landmarks: Path | None = None, landmarks_from: str = ""
+) -> Manifest:
+    """Convert dlib's face ResNet ``dat`` and install it as bundle ``root/<name>/1``; ``landmarks``:
+    dlib's 5-point shape predictor, converted to arrays in the bundle (``/v1`` needs it to cut chips).
 
     The manifest's preprocess is the input layer's own: RGB, ``(pixel - avg) / 256``, 150x150 NCHW.
     The parity reference (dlib itself) is a test-only dependency, so the manifest says where parity is
@@ -227,10 +237,24 @@ def install_dlib_embedder(dat: Path, root: Path, name: str, source: Source) -> M
             "alignment": "dlib-5point-chip",
             "chip_padding": 0.25,
             "distance_threshold": net.loss["distance_threshold"],
+            "verify_threshold": VERIFY_THRESHOLD,
         },
     )
     fill_io(manifest, model, layout="NCHW")
     manifest.embedding_dim = int(manifest.outputs[0].shape[-1])
     golden = [to_input(img, pre).transpose(0, 3, 1, 2).copy() for img in synthetic_images(2, *size)]
-    write_bundle(model, manifest, golden, root)
+    files: dict[str, bytes] = {}
+    if landmarks is not None:
+        raw = landmarks.read_bytes()
+        shape = read_shape_predictor(raw)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **shape_arrays(shape))  # type: ignore[arg-type]
+        files[LANDMARKS_FILE] = buf.getvalue()
+        manifest.extra["landmarks"] = {
+            "file": LANDMARKS_FILE,
+            "parts": shape.parts,
+            "from": landmarks_from or landmarks.name,
+            "sha256": hashlib.sha256(raw).hexdigest(),
+        }
+    write_bundle(model, manifest, golden, root, files)
     return manifest

@@ -10,10 +10,11 @@ indices and their deltas (2-d float vectors) from the anchor in the mean shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from facepipe.errors import ConversionError
+from facepipe.errors import ConversionError, ModelError
 from facepipe.models.convert.dlib_stream import DlibStream
 
 
@@ -85,3 +86,24 @@ def read_shape_predictor(data: bytes) -> ShapeModel:
             )
         )
     return ShapeModel(initial, cascades)
+
+
+FIELDS = ("idx1", "idx2", "thresh", "leaves", "anchors", "deltas")
+
+
+def shape_arrays(model: ShapeModel) -> dict[str, np.ndarray]:
+    """The model as named arrays (for an .npz next to the embedder that needs its landmarks)."""
+    out = {"initial_shape": model.initial_shape}
+    for i, c in enumerate(model.cascades):
+        out |= {f"c{i}_{f}": getattr(c, f) for f in FIELDS}
+    return out
+
+
+def load_shape_model(path: Path) -> ShapeModel:
+    try:
+        with np.load(path) as data:
+            count = sum(1 for k in data.files if k.endswith("_idx1"))
+            cascades = [Cascade(*(data[f"c{i}_{f}"] for f in FIELDS)) for i in range(count)]
+            return ShapeModel(data["initial_shape"], cascades)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: not a shape predictor's arrays ({exc})") from exc
