@@ -17,7 +17,7 @@ from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Operation
-from facepipe.config import Config, FaceConfig
+from facepipe.config import Config, FaceConfig, GalleryConfig
 from facepipe.edges import face_grpc
 from facepipe.edges.grpc import GrpcEdge
 from facepipe.edges.http import build_app
@@ -71,6 +71,14 @@ def face_defaults(config: Config, embedder: Manifest) -> FaceConfig:
     if own is None or "verify_threshold" in config.face.model_fields_set:
         return config.face
     return config.face.model_copy(update={"verify_threshold": float(own)})
+
+
+def gallery_defaults(config: Config, embedder: Manifest) -> GalleryConfig:
+    """The gallery config, with the embedder's own identify threshold unless the config sets one."""
+    own = embedder.extra.get("identify_threshold")
+    if own is None or "identify_threshold" in config.gallery.model_fields_set:
+        return config.gallery
+    return config.gallery.model_copy(update={"identify_threshold": float(own)})
 
 
 @dataclass(slots=True)
@@ -144,7 +152,8 @@ def build_server(
     parts: list[Component] = [ControlPart(control, state, config, ConfigWatch(config_path, state))]
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
-        ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
+        gallery_cfg = gallery_defaults(config, pipelines.embedder(config, repo).manifest)
+        ops += gallery_operations(GalleryService(gallery, faces, keys, gallery_cfg))
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]

@@ -33,9 +33,12 @@ from facepipe.models.convert.dlib_shape import read_shape_predictor, shape_array
 from facepipe.models.convert.verify import synthetic_images, to_input
 
 LANDMARKS_FILE = "landmarks.npz"
-# /v1/verify's default for this model: the accuracy-optimal cosine threshold measured on lfw-dev
-# (bench/results/dlib-embedder.md); MobileFaceNet's 0.38 would call almost every pair a match.
+# Defaults for this model, measured on lfw-dev (bench/results/dlib-embedder.md): /v1/verify's is the
+# accuracy-optimal cosine threshold, /v1/identify's the one at a false accept rate of 1e-3.
+# MobileFaceNet's (0.38, 0.60) would call almost every pair a match: dlib's descriptors of different
+# people sit at cosine ~0.85.
 VERIFY_THRESHOLD = 0.91
+IDENTIFY_THRESHOLD = 0.92
 PARITY_TEST = "tests/models/convert/test_dlib.py (cosine >= 0.99999 on real LFW chips)"
 OPSET = 17
 INPUT, OUTPUT = "input", "descriptor"
@@ -238,6 +241,7 @@ def install_dlib_embedder(
             "chip_padding": 0.25,
             "distance_threshold": net.loss["distance_threshold"],
             "verify_threshold": VERIFY_THRESHOLD,
+            "identify_threshold": IDENTIFY_THRESHOLD,
         },
     )
     fill_io(manifest, model, layout="NCHW")
