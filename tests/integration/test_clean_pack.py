@@ -33,7 +33,7 @@ def clean_server(
     for name in ("blazeface", "mobilefacenet"):
         shutil.copytree(models_dir / name, repo / name)
     extra = {
-        "face": {"pack": "clean", "detector": "blazeface"},
+        "face": {"pack": "clean"},  # the default detector, MTCNN, is refused: BlazeFace stands in
         "gallery": {"enabled": False},
         "op": {"ArcFace": {"concurrency": 1, "local_service_conf": {"model_config": "dlib-resnet"}}},
     }

@@ -61,6 +61,10 @@ def face_service(config: Config, repo: Repository, state: ServerState) -> FaceSe
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
     defaults = face_defaults(config, embedder)
+    if defaults.detector not in detectors and "detector" not in config.face.model_fields_set:
+        # e.g. face.pack: clean refuses MTCNN: the detector that is there becomes the default
+        log.info("default detector %s is not available: using %s", defaults.detector, min(detectors))
+        defaults = defaults.model_copy(update={"detector": min(detectors)})
     return FaceService(detectors, crops, defaults, model, dim, spoof, config.max_body_bytes)
 
 
