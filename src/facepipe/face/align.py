@@ -106,17 +106,20 @@ def _area(rect: Rect) -> float:
     return 0.0 if x0 > x1 or y0 > y1 else (x1 - x0 + 1) * (y1 - y0 + 1)
 
 
+PYR_KERNEL = np.array([1, 4, 6, 4, 1], np.float32)
+
+
 def pyramid_down_2(img: np.ndarray) -> np.ndarray:
-    """dlib's pyramid_down<2> for RGB: 5-tap [1 4 6 4 1] rows then columns in integers, // 256."""
+    """dlib's pyramid_down<2> for RGB: the 5-tap [1 4 6 4 1] filter over rows then columns, in
+    integers, divided by 256 (truncated), at every second pixel from the third. The sums stay below
+    2**24, so OpenCV's float32 separable filter computes them exactly (10x faster than numpy here)."""
     h, w = img.shape[:2]
     if h <= 8 or w <= 8:
         return np.zeros((0, 0, 3), np.uint8)
-    x: np.ndarray = img.astype(np.uint32)
-    c = 2 * np.arange((w - 3) // 2)
-    rows = x[:, c] + 4 * x[:, c + 1] + 6 * x[:, c + 2] + 4 * x[:, c + 3] + x[:, c + 4]
-    r = 2 + 2 * np.arange((h - 3) // 2)
-    out: np.ndarray = rows[r - 2] + 4 * rows[r - 1] + 6 * rows[r] + 4 * rows[r + 1] + rows[r + 2]
-    return (out // 256).astype(np.uint8)
+    full = cv2.sepFilter2D(img.astype(np.float32), -1, PYR_KERNEL, PYR_KERNEL, borderType=cv2.BORDER_CONSTANT)
+    rows, cols = (h - 3) // 2, (w - 3) // 2
+    out: np.ndarray = np.floor(full[2 : 2 + 2 * rows : 2, 2 : 2 + 2 * cols : 2] / 256)
+    return out.astype(np.uint8)
 
 
 def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
