@@ -199,7 +199,8 @@ def report(r: dict) -> str:
             f"| TAR at FAR 1e-3 | {100 * r['tar_at_far_0.001']:.1f} % "
             f"(cosine ≥ {r['threshold_at_far_0.001']:.3f}) |",
             f"| accuracy-optimal cosine threshold (all pairs) | {r['best_cosine_threshold']:.3f} |",
-            f"| images where HOG found no face (centre box used) | {r['hog_missed']} of {r['images']} |",
+            f"| images where the detector found no face (centre box used) | "
+            f"{r['hog_missed']} of {r['images']} |",
             f"| parity with dlib-bin on {p['chips']} chips: min cosine / max abs diff | "
             f"{p['min_cosine']:.8f} / {p['max_abs_diff']:.1e} |",
             f"| ms per face: ONNX batch 1 / batch 16 / dlib-bin | {s['onnx_batch1_ms']:.1f} / "
