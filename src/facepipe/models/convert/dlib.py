@@ -249,16 +249,16 @@ def install_dlib_embedder(
     golden = [to_input(img, pre).transpose(0, 3, 1, 2).copy() for img in synthetic_images(2, *size)]
     files: dict[str, bytes] = {}
     if landmarks is not None:
-        raw = landmarks.read_bytes()
-        shape = read_shape_predictor(raw)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **shape_arrays(shape))  # type: ignore[arg-type]
-        files[LANDMARKS_FILE] = buf.getvalue()
-        manifest.extra["landmarks"] = {
-            "file": LANDMARKS_FILE,
-            "parts": shape.parts,
-            "from": landmarks_from or landmarks.name,
-            "sha256": hashlib.sha256(raw).hexdigest(),
-        }
+        files[LANDMARKS_FILE], manifest.extra["landmarks"] = _landmarks(landmarks, landmarks_from)
     write_bundle(model, manifest, golden, root, files)
     return manifest
+
+
+def _landmarks(path: Path, source: str) -> tuple[bytes, dict[str, object]]:
+    """dlib's shape predictor file -> (the .npz of its arrays, its manifest entry)."""
+    raw = path.read_bytes()
+    shape = read_shape_predictor(raw)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **shape_arrays(shape))  # type: ignore[arg-type]
+    entry = {"file": LANDMARKS_FILE, "parts": shape.parts, "from": source or path.name}
+    return buf.getvalue(), entry | {"sha256": hashlib.sha256(raw).hexdigest()}
