@@ -76,3 +76,52 @@ def postgres() -> Iterator[PgServer]:
     yield server
     server.stop("immediate")
     server.remove()
+
+
+@pytest.fixture(scope="session")
+def dlib_models() -> Path:
+    """The model files of the installed ``face_recognition_models`` package (the dev extra).
+
+    Located without importing the package: its ``__init__`` imports ``pkg_resources``, which new
+    setuptools no longer ship.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("face_recognition_models is not installed: pip install -e '.[dev]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+@pytest.fixture(scope="session")
+def dlib_faces(lfw_dir: Path, dlib_models: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(file, RGB image, dlib 5-point landmarks 5x2, dlib's own 150x150 chip) for 12 LFW images
+    (every 150th file that dlib finds a face in).
+
+    Landmarks from dlib-bin's HOG detector + shape_predictor_5; chips from dlib.get_face_chip with
+    the defaults face_recognition_model_v1 uses (size 150, padding 0.25).
+    """
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(dlib_models / "shape_predictor_5_face_landmarks.dat"))
+    out = []
+    for path in sorted((lfw_dir / "images").glob("*/*.jpg"))[::150]:  # spread over the alphabet
+        img = dlib.load_rgb_image(str(path))
+        dets = detector(img, 1)
+        if not dets:
+            continue
+        shape = predictor(img, dets[0])
+        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        out.append((path.name, img, points, dlib.get_face_chip(img, shape, size=150, padding=0.25)))
+        if len(out) == 12:
+            break
+    return out
+
+
+@pytest.fixture(scope="session")
+def dlib_shape_model(dlib_models: Path):  # type: ignore[no-untyped-def]
+    """dlib's 5-point shape predictor read by facepipe's reader (once: ~8 s of pure-Python parsing)."""
+    from facepipe.models.convert.dlib_shape import read_shape_predictor
+
+    return read_shape_predictor((dlib_models / "shape_predictor_5_face_landmarks.dat").read_bytes())

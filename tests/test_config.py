@@ -54,6 +54,7 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
             "op.ArcFace.local_service_conf.precision",
         ),
         ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
+        ({"face": {"pack": "commercial"}}, "face.pack"),
         ({"op": {"embed": {"is_thread_op": "maybe"}}}, "op.embed.is_thread_op"),
         ({"htp_port": 1}, "htp_port"),
         ({"gallery": {"store": "mysql://db/x"}}, "gallery.store"),

@@ -77,6 +77,8 @@ class FaceConfig(_Strict):
     """Defaults of the face API (``/v1``); requests may override the detection ones."""
 
     detector: Literal["mtcnn", "blazeface"] = "mtcnn"
+    # "clean": load only bundles whose weights may be used commercially (models pull clean)
+    pack: Literal["any", "clean"] = "any"
     min_face_size: float = Field(40.0, ge=12)
     thresholds: tuple[
         Annotated[float, Field(ge=0, le=1)],

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from facepipe.errors import InvalidInput
-from facepipe.face.align import ARCFACE_5, align, similarity_transform
+from facepipe.face.align import (
+    ARCFACE_5,
+    align,
+    dlib_chip,
+    dlib_chip_details,
+    pyramid_down_2,
+    similarity_transform,
+)
 
 
 def test_recovers_a_known_similarity() -> None:
@@ -30,3 +39,45 @@ def test_align_outputs_112_crop() -> None:
 def test_bad_landmarks() -> None:
     with pytest.raises(InvalidInput, match="landmarks"):
         similarity_transform(np.zeros((3, 3)), ARCFACE_5[:3])
+
+
+def test_dlib_chip_is_dlibs_own_on_lfw(
+    dlib_faces: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+) -> None:
+    """Pixel for pixel the chip dlib.get_face_chip cuts (150x150, padding 0.25) from the same landmarks."""
+    for name, img, points, want in dlib_faces:
+        got = dlib_chip(img, points)
+        assert got.shape == (150, 150, 3) and got.dtype == np.uint8
+        assert np.array_equal(got, want), (name, int(np.abs(got.astype(int) - want).max()))
+
+
+def test_dlib_chip_is_dlibs_own_for_large_faces(photos_dir: Path, dlib_models: Path) -> None:
+    """Faces more than twice the chip's size go through dlib's image pyramid first: same pixels too."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(dlib_models / "shape_predictor_5_face_landmarks.dat"))
+    pyramid_faces = 0
+    for name in ("img5.jpg", "img11.jpg", "img6.jpg", "img18.jpg"):
+        img = dlib.load_rgb_image(str(photos_dir / name))
+        dets = detector(img, 0)
+        assert len(dets) > 0, name
+        shape = predictor(img, dets[0])
+        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        want = dlib.get_face_chip(img, shape, size=150, padding=0.25)
+        assert np.array_equal(dlib_chip(img, points), want), name
+        (left, _, right, _), _ = dlib_chip_details(points)
+        pyramid_faces += (right - left + 1) / 2 > 150  # rect_down(rect) larger than the chip
+    assert pyramid_faces >= 2
+
+
+def test_pyramid_down_is_dlibs() -> None:
+    import dlib
+
+    img = np.random.default_rng(0).integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    assert np.array_equal(pyramid_down_2(img), dlib.pyramid_down(2)(img))
+
+
+def test_dlib_chip_needs_five_points() -> None:
+    with pytest.raises(InvalidInput, match="5 landmarks"):
+        dlib_chip(np.zeros((100, 100, 3), np.uint8), ARCFACE_5[:4])

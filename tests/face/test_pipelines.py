@@ -1,11 +1,15 @@
-"""The face DAG's join: branch results written into the photo's faces."""
+"""The face DAG's join (branch results written into the photo's faces), and which crops /v1 can cut for
+an embedder, from its manifest."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from facepipe.face.faces import Face, Photo
-from facepipe.face.pipelines import join_op
+from facepipe.face.pipelines import join_op, v1_alignment_problem
+from facepipe.models.bundle import Bundle, Manifest
 
 
 def photo(n: int) -> Photo:
@@ -31,3 +35,19 @@ def test_join_skips_a_branch_that_did_not_run_and_names_a_wrong_count() -> None:
     assert q.faces[0].liveness is None and q.faces[0].extra == {"liveness": 0.3}
     (bad,) = join_op(("embed",), 1)([(photo(2), [np.ones(2)])])
     assert isinstance(bad, RuntimeError) and "face op embed gave 1 values for 2 faces" in str(bad)
+
+
+def _bundle(path: Path, extra: dict) -> Bundle:
+    return Bundle(path, Manifest("emb", 1, "embedding", [], [], extra=extra))
+
+
+def test_arcface_crops_by_default(tmp_path: Path) -> None:
+    assert v1_alignment_problem(_bundle(tmp_path, {})) == ""
+
+
+def test_dlib_chips_need_the_shape_predictor_in_the_bundle(tmp_path: Path) -> None:
+    extra = {"alignment": "dlib-5point-chip", "landmarks": {"file": "landmarks.npz"}}
+    assert "cannot cut" in v1_alignment_problem(_bundle(tmp_path, extra))
+    (tmp_path / "landmarks.npz").write_bytes(b"")
+    assert v1_alignment_problem(_bundle(tmp_path, extra)) == ""
+    assert "cannot cut" in v1_alignment_problem(_bundle(tmp_path, {"alignment": "something-else"}))

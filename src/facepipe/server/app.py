@@ -18,7 +18,7 @@ from facepipe.api.auth import ApiKeys
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Operation
-from facepipe.config import Config
+from facepipe.config import Config, FaceConfig, GalleryConfig
 from facepipe.edges import face_grpc
 from facepipe.edges.docs import docs_routes
 from facepipe.edges.grpc import GrpcEdge
@@ -32,6 +32,7 @@ from facepipe.engine.tracer import Tracer
 from facepipe.face import pipelines
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
+from facepipe.models.bundle import Manifest
 from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
 from facepipe.server.catalog import ConfigWatch, apply_weights, build_state
@@ -46,10 +47,14 @@ def face_service(
 ) -> FaceService | None:
     """The /v1 face API over the photo pipelines whose models are installed (None: none is);
     ``extra``: a user's face ops, added to each photo DAG."""
+    problem = pipelines.v1_alignment_problem(pipelines.embedder(config, repo))
+    if problem:
+        log.warning("%s: /v1 is not served (the seed service and KServe are)", problem)
+        return None
     detectors = {
         name: pipelines.photos(config, repo, name, extra)
         for name, nets in pipelines.DETECTORS.items()
-        if all(repo.versions(n) for n in nets)
+        if all(repo.versions(n) and repo.permitted(n) for n in nets)
     }
     if not detectors:
         log.warning("no detector models installed: /v1 is not served")
@@ -59,14 +64,36 @@ def face_service(
     model = {"name": embedder.name, "version": str(embedder.version)}
     spoof = (
         repo.bundle("antispoof").manifest.extra.get("spoof_above", 0.2)
-        if repo.versions("antispoof")
+        if repo.versions("antispoof") and repo.permitted("antispoof")
         else None
     )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
+    defaults = face_defaults(config, embedder)
+    if defaults.detector not in detectors and "detector" not in config.face.model_fields_set:
+        # e.g. face.pack: clean refuses MTCNN: the detector that is there becomes the default
+        log.info("default detector %s is not available: using %s", defaults.detector, min(detectors))
+        defaults = defaults.model_copy(update={"detector": min(detectors)})
     return FaceService(
-        detectors, crops, config.face, model, dim, spoof, config.max_body_bytes, budget=state.budget
+        detectors, crops, defaults, model, dim, spoof, config.max_body_bytes, budget=state.budget
     )
+
+
+def face_defaults(config: Config, embedder: Manifest) -> FaceConfig:
+    """The face config, with the embedder's own verify threshold (its manifest's ``verify_threshold``)
+    unless the config sets one: a threshold measured for one model means nothing for another."""
+    own = embedder.extra.get("verify_threshold")
+    if own is None or "verify_threshold" in config.face.model_fields_set:
+        return config.face
+    return config.face.model_copy(update={"verify_threshold": float(own)})
+
+
+def gallery_defaults(config: Config, embedder: Manifest) -> GalleryConfig:
+    """The gallery config, with the embedder's own identify threshold unless the config sets one."""
+    own = embedder.extra.get("identify_threshold")
+    if own is None or "identify_threshold" in config.gallery.model_fields_set:
+        return config.gallery
+    return config.gallery.model_copy(update={"identify_threshold": float(own)})
 
 
 @dataclass(slots=True)
@@ -130,7 +157,7 @@ def build_server(
     # images are already spread over the cores by worker threads and processes: OpenCV's own pool
     # on top of them (one thread per core, per process) only adds hand-offs
     cv2.setNumThreads(config.face.opencv_threads or -1)
-    repo = Repository(models_dir)
+    repo = Repository(models_dir, clean=config.face.pack == "clean")
     user = AppPart.of(user_app, config, repo) if user_app is not None else None
     state = build_state(config, repo, user)
     keys = ApiKeys.from_config(config.auth)
@@ -150,7 +177,8 @@ def build_server(
     if faces is not None and config.gallery.enabled:
         gallery = open_gallery(config, faces, data_dir)
         state.checks.append(gallery.write_problem)  # readiness false while the store cannot write
-        ops += gallery_operations(GalleryService(gallery, faces, keys, config.gallery))
+        gallery_cfg = gallery_defaults(config, pipelines.embedder(config, repo).manifest)
+        ops += gallery_operations(GalleryService(gallery, faces, keys, gallery_cfg))
         parts.append(GalleryPart(gallery))
     edge = Edge(state.metrics)  # every handler of both transports goes through it
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]

@@ -117,7 +117,7 @@ async def arcface_selftest(model: ImageModel, bundle: Bundle) -> None:
     pre = bundle.manifest.preprocess
     for i, (inputs, outs) in enumerate(golden(bundle)):
         x = next(iter(inputs.values()))[0]
-        if bundle.manifest.inputs[0].layout == "NCHW":  # e.g. a converted Paddle model
+        if bundle.manifest.inputs[0].layout == "NCHW":  # golden inputs are model inputs: back to HWC
             x = x.transpose(1, 2, 0)
         pixels = np.clip(np.round(x * np.asarray(pre.std) + np.asarray(pre.mean)), 0, 255).astype(np.uint8)
         rgb = pixels if pre.color.upper() == "RGB" else pixels[..., ::-1]

@@ -40,10 +40,12 @@ def _tiny_embedder(path: Path) -> Path:
 
 def test_import_user_onnx_with_l2_head(tmp_path: Path) -> None:
     src = _tiny_embedder(tmp_path / "tiny.onnx")
-    opts = ImportOptions("tiny", 3, "embedding", "NCHW", Preprocess(), l2_output="fc1")
+    opts = ImportOptions("tiny", 3, "embedding", "NCHW", Preprocess(), l2_output="fc1", licence="MIT")
+    opts.commercial = True
     bundle = load_bundle(import_model(src, opts, tmp_path / "repo"))
     assert bundle.path == tmp_path / "repo" / "tiny" / "3"
     m = bundle.manifest
+    assert (m.source.licence, m.source.commercial) == ("MIT", True)
     assert m.inputs[0].shape == [-1, 3, 16, 16] and m.outputs[0].shape[-1] == 8 and m.normalized
     x = np.random.default_rng(1).normal(size=(4, 3, 16, 16)).astype(np.float32)
     (out,) = run_onnx(bundle.model_path, [x])[0]

@@ -28,8 +28,15 @@ def fill_io(manifest: Manifest, model: onnx.ModelProto, layout: str = "") -> Non
     manifest.outputs = [TensorSpec(str(o["name"]), list(o["shape"]), str(o["dtype"])) for o in outs]  # type: ignore[call-overload]
 
 
-def write_bundle(model: onnx.ModelProto, manifest: Manifest, golden: list[np.ndarray], root: Path) -> Path:
-    """Install ``model`` at ``root/<name>/<version>``; golden outputs are computed with the model itself."""
+def write_bundle(
+    model: onnx.ModelProto,
+    manifest: Manifest,
+    golden: list[np.ndarray],
+    root: Path,
+    extra_files: dict[str, bytes] | None = None,
+) -> Path:
+    """Install ``model`` at ``root/<name>/<version>``; golden outputs are computed with the model itself.
+    ``extra_files``: more files of the bundle (name -> bytes), installed in the same atomic step."""
     target = root / manifest.name / str(manifest.version)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.version}.", dir=target.parent))
@@ -40,6 +47,8 @@ def write_bundle(model: onnx.ModelProto, manifest: Manifest, golden: list[np.nda
         for i, outs in enumerate(outputs):
             arrays |= {f"output_{i}_{k}": y for k, y in enumerate(outs)}
         np.savez_compressed(tmp / GOLDEN_FILE, **arrays)  # type: ignore[arg-type]
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
         (tmp / MANIFEST).write_text(manifest.to_json())
         write_client_conf(tmp, manifest)
         if target.exists():

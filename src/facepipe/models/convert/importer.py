@@ -28,6 +28,7 @@ class ImportOptions:
     dynamic_spatial: bool = False
     licence: str = ""
     max_batch: int = 64
+    commercial: bool = False  # the weights may be used commercially (face.pack: clean loads only these)
 
 
 def _input_dims(model: onnx.ModelProto) -> list[int]:
@@ -100,7 +101,7 @@ def import_model(src: Path, opts: ImportOptions, root: Path) -> Path:
         preprocess=pre,
         normalized=bool(opts.l2_output),
         max_batch=opts.max_batch,
-        source=Source(kind, src.name, "", opts.licence),
+        source=Source(kind, src.name, "", opts.licence, opts.commercial),
         parity=parity,
     )
     fill_io(manifest, model, layout=opts.layout)
