@@ -4,9 +4,8 @@ Installable alone (``pip install facepipe`` without the ``server`` extra): impor
 the generated protos.
 """
 
-from facepipe.client._client import (
-    AsyncClient,
-    Client,
+from facepipe.client._client import AsyncClient, Client, unreachable
+from facepipe.client.calls import (
     DetectedFace,
     Enrolment,
     FaceInfo,
@@ -14,7 +13,6 @@ from facepipe.client._client import (
     Match,
     Subject,
     Verification,
-    unreachable,
 )
 
 __all__ = [

@@ -26,7 +26,6 @@ import numpy as np
 from facepipe.client import calls
 from facepipe.client.calls import (
     Call,
-    DetectedFace,
     Enrolment,
     FaceInfo,
     Image,
@@ -42,18 +41,6 @@ from facepipe.client.calls import (
 from facepipe.errors import Overloaded, Unreachable
 from facepipe.protos import face_service_pb2 as face_pb
 
-__all__ = [
-    "AsyncClient",
-    "Client",
-    "DetectedFace",
-    "Enrolment",
-    "FaceInfo",
-    "ImageResult",
-    "Match",
-    "Subject",
-    "Verification",
-    "unreachable",
-]
 T = TypeVar("T")
 RETRY_STATUS = 503
 
