@@ -165,7 +165,7 @@ async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
     search = str(inputs.params.get("search", ""))
     if len(search) > 256:
         raise InvalidInput("search: expected at most 256 characters")
-    subjects, total = await asyncio.to_thread(svc.gallery.store.subjects, offset, count, search)
+    subjects, total = await asyncio.to_thread(svc.gallery.subjects, offset, count, search)
     return {"subjects": [subject_json(s) for s in subjects], "total": total, "offset": offset}
 
 
@@ -203,8 +203,7 @@ async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
 async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     sid = inputs.path["sid"]
-    await asyncio.to_thread(svc.gallery.subject, sid)
-    faces = await asyncio.to_thread(svc.gallery.store.faces_of, sid)
+    faces = await asyncio.to_thread(svc.gallery.faces_of, sid)
     return {"subject": sid, "faces": [record_json(f) for f in faces]}
 
 
@@ -223,8 +222,7 @@ async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
 async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     fid = _face_id(inputs)
-    await asyncio.to_thread(svc.gallery.face, fid)
-    png = await asyncio.to_thread(svc.gallery.store.crop, fid)
+    png = await asyncio.to_thread(svc.gallery.crop, fid)
     if png is None:
         raise InvalidInput(f"face {fid} has no stored crop (gallery.keep_crops was off)")
     return Binary(png, "image/png")

@@ -221,6 +221,20 @@ class Gallery:
             raise NotFound(f"no face {fid}")
         return found
 
+    def subjects(self, offset: int, limit: int, search: str = "") -> tuple[list[Subject], int]:
+        """A page of subjects (blocking: call it off the event loop), and how many match in all."""
+        return self.store.subjects(offset, limit, search)
+
+    def faces_of(self, sid: str) -> list[FaceRecord]:
+        """The faces of subject ``sid`` (404 if there is no such subject; blocking)."""
+        self.subject(sid)
+        return self.store.faces_of(sid)
+
+    def crop(self, fid: int) -> bytes | None:
+        """The stored crop of face ``fid`` (404 if there is no such face; None: kept without one)."""
+        self.face(fid)
+        return self.store.crop(fid)
+
     async def delete_face(self, fid: int) -> None:
         def delete(tx: Tx) -> None:
             if not Store.delete_face(tx, fid):
