@@ -19,7 +19,7 @@ from facepipe.face.faces import DetectParams, Photo
 from facepipe.face.liveness import LivenessOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
-from facepipe.runtime import RuntimeSpec, runtime_spec
+from facepipe.runtime import RuntimeSpec, pinned, runtime_spec
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
 
@@ -92,7 +92,7 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     """The seed's ``ArcFace`` service on one version of the embedding bundle: an aligned face crop
     -> decode -> resize to 112x112 -> embedding, all in the ``ArcFace`` op's worker like the seed's
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
-    runtime = runtime_spec(config.op_config("ArcFace"))
+    runtime = pinned(bundle, runtime_spec(config.op_config("ArcFace")))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)
     return Pipeline(
         "ArcFace",
@@ -103,8 +103,8 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
 
 def photos(config: Config, repo: Repository, detector: str = "mtcnn") -> Pipeline:
     """Photos -> decode -> detect faces with landmarks -> align -> embed -> liveness (if asked)."""
-    embed_runtime = runtime_spec(config.op_config("ArcFace"))
     embed_bundle = embedder(config, repo)
+    embed_runtime = pinned(embed_bundle, runtime_spec(config.op_config("ArcFace")))
     nets = [repo.bundle(name) for name in DETECTORS[detector]]
     det_runtime = runtime_spec(config.op_config("detect"))
     limits = DecodeLimits(max_bytes=config.max_body_bytes)

@@ -14,6 +14,8 @@ import numpy as np
 
 from facepipe.config import OpConfig
 from facepipe.models.bundle import Bundle
+from facepipe.runtime import precision
+from facepipe.runtime.precision import Choice
 
 
 class Session(Protocol):
@@ -31,7 +33,7 @@ class RuntimeSpec:
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
     index: int = 0
-    precision: str = "fp32"
+    precision: str = "auto"  # "auto" (bf16 where native and golden-safe, else fp32), "fp32", "bf16", "fp16"
     engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
     max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
@@ -64,19 +66,32 @@ def cpu_engine(bundle: Bundle, engine: str) -> str:
     return "openvino" if openvino.installed() and openvino.fits(bundle) else "onnxruntime"
 
 
+def precision_of(bundle: Bundle, spec: RuntimeSpec = CPU) -> Choice:
+    """The precision ``open_session(bundle, spec)`` runs at, and why (``auto`` resolved)."""
+    engine = "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+    return precision.resolve(bundle, spec.precision, engine)
+
+
+def pinned(bundle: Bundle, spec: RuntimeSpec) -> RuntimeSpec:
+    """``spec`` with ``auto`` precision resolved for ``bundle``: decided once, in the process that builds
+    the pipeline, rather than again in every worker process."""
+    return replace(spec, precision=precision_of(bundle, spec).precision)
+
+
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
     engine = "torch" if spec.device == "cuda" else cpu_engine(bundle, spec.engine)
+    chosen = precision.resolve(bundle, spec.precision, engine).precision
     if engine == "torch":
         from facepipe.runtime.torch_cuda import Device, shared_session
 
-        device = Device(spec.device, spec.index, spec.precision, spec.cuda_graphs, spec.max_batch)
+        device = Device(spec.device, spec.index, chosen, spec.cuda_graphs, spec.max_batch)
         session = shared_session(bundle, device)
         session.warmup()  # CUDA graphs of every batch bucket captured now, not on live requests
         return session
     if engine == "openvino":
         from facepipe.runtime.openvino import OpenVinoSession
 
-        return OpenVinoSession(bundle, spec.threads, spec.precision)
+        return OpenVinoSession(bundle, spec.threads, chosen)
     from facepipe.runtime.onnx import OnnxSession
 
     return OnnxSession(bundle, spec.threads)

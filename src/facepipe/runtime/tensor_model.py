@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -13,7 +13,7 @@ from facepipe.engine.pipeline import Pipeline
 from facepipe.engine.stage import StageConfig
 from facepipe.models.bundle import Bundle, TensorSpec
 from facepipe.models.servable import check_inputs
-from facepipe.runtime import CPU, RuntimeSpec, open_session
+from facepipe.runtime import CPU, RuntimeSpec, open_session, precision_of
 
 
 class TensorOp:
@@ -52,6 +52,7 @@ class TensorModel:
     bundle: Bundle
     pipeline: Pipeline
     platform: str = "onnxruntime_onnx"
+    parameters: dict[str, str] = field(default_factory=dict)  # shown in its metadata (precision)
     name: str = field(init=False)
     version: str = field(init=False)
     inputs: list[TensorSpec] = field(init=False)
@@ -65,8 +66,10 @@ class TensorModel:
     def build(
         cls, bundle: Bundle, stage: StageConfig, timeout_s: float, runtime: RuntimeSpec = CPU
     ) -> TensorModel:
+        choice = precision_of(bundle, runtime)
+        runtime = replace(runtime, precision=choice.precision)
         pipeline = Pipeline(bundle.manifest.name, [(stage, partial(TensorOp, bundle, runtime))], timeout_s)
-        return cls(bundle, pipeline)
+        return cls(bundle, pipeline, parameters=choice.parameters())
 
     def ready(self) -> bool:
         return self.pipeline.running
