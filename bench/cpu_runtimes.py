@@ -170,8 +170,8 @@ def write(results: dict, serving: dict | None, args: argparse.Namespace, images:
         "# CPU runtimes for MobileFaceNet",
         "",
         f"Machine: {machine}; OpenVINO's CPU capabilities: {', '.join(caps)}. Command: `{command}`. "
-        f"Versions: {versions}. The 2 cores were shared with other engineers' work during the run (load "
-        "average above 2 at times): throughput is the mean of "
+        f"Versions: {versions}. The cores may be shared with other work (1/5/15-min load average when "
+        f"this was written: {', '.join(f'{v:.1f}' for v in os.getloadavg())}): throughput is the mean of "
         f"{runs} rounds over every runtime, with the range in brackets.",
         f"Throughput: {cores} single-thread sessions side by side (the server's default layout) or one "
         f"{cores}-thread session; correctness on {images} lfw-dev faces aligned with the reference "
