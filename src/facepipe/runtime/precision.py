@@ -112,6 +112,13 @@ def resolve(bundle: Bundle, requested: str, engine: str) -> Choice:
     with _lock:  # workers opening sessions at once wait for one decision
         if key not in _decided:
             choice = choose(cpu_capabilities(), lambda: bf16_golden_cosine(bundle))
-            log.info("%s: precision auto -> %s (%s)", bundle.path, choice.precision, choice.reason)
+            cos = "-" if choice.cosine is None else f"{choice.cosine:.6f}"
+            log.info(
+                "%s: precision auto -> %s (%s; bf16 golden cosine %s)",
+                bundle.path,
+                choice.precision,
+                choice.reason,
+                cos,
+            )
             _decided[key] = choice
         return _decided[key]
