@@ -37,7 +37,7 @@ class LocalServiceConf(_Strict):
     devices: str = ""
     device_type: int = Field(0, ge=0)
     thread_num: int = Field(1, ge=1)
-    precision: str = Field("fp32", pattern="^(fp32|FP32|fp16|FP16|bf16|BF16)$")
+    precision: str = Field("auto", pattern="^(auto|AUTO|fp32|FP32|fp16|FP16|bf16|BF16)$")
     engine: Literal["auto", "onnxruntime", "openvino", "torch"] = "auto"
     cuda_graphs: bool = True
     compile: bool = False  # GPU: torch.compile the module (compiled graphs cached on disk)

@@ -1,5 +1,6 @@
 """The face DAG's join (branch results written into the photo's faces), and which crops /v1 can cut for
-an embedder, from its manifest."""
+an embedder, from its manifest; the photo path's precision (``auto`` resolves per bundle behind MTCNN,
+is fp32 behind BlazeFace: bf16 there lost more lfw-dev accuracy than allowed)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facepipe.config import parse_config
 from facepipe.face.faces import Face, Photo
-from facepipe.face.pipelines import join_op, v1_alignment_problem
-from facepipe.models.bundle import Bundle, Manifest
+from facepipe.face.pipelines import embed_spec, join_op, path_spec, v1_alignment_problem
+from facepipe.models.bundle import Bundle, Manifest, load_bundle
+from facepipe.runtime import RuntimeSpec, precision_of
 
 
 def photo(n: int) -> Photo:
@@ -51,3 +54,19 @@ def test_dlib_chips_need_the_shape_predictor_in_the_bundle(tmp_path: Path) -> No
     (tmp_path / "landmarks.npz").write_bytes(b"")
     assert v1_alignment_problem(_bundle(tmp_path, extra)) == ""
     assert "cannot cut" in v1_alignment_problem(_bundle(tmp_path, {"alignment": "something-else"}))
+
+
+def test_embed_precision_by_detector(models_dir: Path) -> None:
+    bundle = load_bundle(models_dir / "mobilefacenet" / "1")
+    config = parse_config({})  # precision: auto
+    chosen = precision_of(bundle, RuntimeSpec(threads=2)).precision
+    assert embed_spec(config, bundle, "mtcnn").precision == chosen
+    assert embed_spec(config, bundle, "blazeface").precision == "fp32"
+    forced = parse_config({"op": {"ArcFace": {"local_service_conf": {"precision": "bf16"}}}})
+    assert embed_spec(forced, bundle, "blazeface").precision == "bf16"  # an explicit choice is kept
+
+
+def test_detector_precision_by_detector() -> None:
+    config = parse_config({})
+    assert path_spec(config, "detect", "mtcnn").precision == "auto"  # resolved per net on open
+    assert path_spec(config, "detect", "blazeface").precision == "fp32"

@@ -29,6 +29,21 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     assert states["mobilefacenet"] == "READY"
 
 
+def test_metadata_reports_the_precision_chosen(client: triton.InferenceServerClient) -> None:
+    """``precision: auto`` (the default): bf16 where this CPU runs it natively, fp32 elsewhere; both
+    the bundle and the seed service over it say which, with the golden cosine that allowed bf16."""
+    from facepipe.runtime.openvino import capabilities
+
+    want = "bf16" if "BF16" in capabilities() else "fp32"
+    for name in ("mobilefacenet", "ArcFace"):
+        params = client.get_model_metadata(name)["parameters"]
+        assert params["precision"] == want and params["precision_requested"] == "auto", params
+        if want == "bf16":
+            assert float(params["precision_golden_cosine"]) >= 0.999
+    onnx_only = client.get_model_metadata("mtcnn-pnet")["parameters"]  # sizes vary: onnxruntime, fp32
+    assert onnx_only["precision"] == "fp32" and "onnxruntime" in onnx_only["precision_reason"]
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_bundle_infer_binary_and_json(client: triton.InferenceServerClient, binary: bool) -> None:
     x = np.random.default_rng(0).uniform(-1, 1, (3, 112, 112, 3)).astype(np.float32)

@@ -63,6 +63,7 @@ def test_load_swap_reject_and_unload(models_dir: Path, lfw_dir: Path, tmp_path: 
         assert seed(run.url, img) == (0, "ArcFace/2")  # the old version kept serving
         listed = CliRunner().invoke(app, ["models", "list", "--url", run.url])
         assert listed.exit_code == 0 and "rejected: self-test" in listed.stdout
+        assert "precision" in listed.stdout and ("bf16" in listed.stdout or "fp32" in listed.stdout)
         r = httpx.post(run.url + "/v2/repository/models/ArcFace/unload", json={"version": 2}, headers=ADMIN)
         assert r.json()["unloaded"] == ["2"]
         assert seed(run.url, img)[0] == 3002  # nothing loaded: refused clearly

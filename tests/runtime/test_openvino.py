@@ -33,7 +33,7 @@ def bundle_or_skip(models_dir: Path, name: str) -> Bundle:
 def test_matches_onnxruntime(models_dir: Path, name: str) -> None:
     bundle = bundle_or_skip(models_dir, name)
     ort = open_session(bundle, RuntimeSpec(engine="onnxruntime"))
-    ov = open_session(bundle, RuntimeSpec(engine="openvino"))
+    ov = open_session(bundle, RuntimeSpec(engine="openvino", precision="fp32"))  # auto may pick bf16
     assert type(ov).__name__ == "OpenVinoSession" and ov.output_names == ort.output_names
     x = np.random.default_rng(2).uniform(-1, 1, SHAPES[name]).astype(np.float32)
     for got, want in zip(ov.run({ov.input_names[0]: x}), ort.run({ort.input_names[0]: x}), strict=True):
@@ -60,7 +60,7 @@ def test_auto_picks_openvino_only_for_fixed_input_sizes(models_dir: Path) -> Non
 
 def test_bf16_stays_close(models_dir: Path) -> None:
     bundle = bundle_or_skip(models_dir, "mobilefacenet")
-    fp32 = open_session(bundle, RuntimeSpec(engine="openvino"))
+    fp32 = open_session(bundle, RuntimeSpec(engine="openvino", precision="fp32"))
     bf16 = open_session(bundle, RuntimeSpec(engine="openvino", precision="bf16"))
     x = np.random.default_rng(4).uniform(-1, 1, (4, 112, 112, 3)).astype(np.float32)
     a, b = fp32.run({"input": x})[0], bf16.run({"input": x})[0]

@@ -53,18 +53,10 @@ def models_list(
 
     Example: facepipe models list --url http://127.0.0.1:9998
     """
-    table = Table("model", "version", "state", "reason")
+    table = Table("model", "version", "state", "reason", *(["precision"] if url else []))
     if url:
-        import httpx
-
-        from facepipe.client import unreachable
-
-        try:
-            rows = httpx.post(url.rstrip("/") + "/v2/repository/index", timeout=30).json()
-        except httpx.HTTPError as exc:
-            raise unreachable(url, exc) from None
-        for r in rows:
-            table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""))
+        for r in _served(url.rstrip("/")):
+            table.add_row(r["name"], r["version"], r["state"], r.get("reason", ""), r.get("precision", ""))
     else:
         need_server("models list (without --url)")
         from facepipe.models.pull import list_bundles
@@ -75,6 +67,23 @@ def models_list(
                 name, version, state if ok else "broken", "" if ok else state.removeprefix("broken: ")
             )
     Console().print(table)
+
+
+def _served(url: str) -> list[dict[str, str]]:
+    """The server's repository index; a READY version also with the precision it runs at (from its
+    KServe metadata's ``parameters``)."""
+    import httpx
+
+    from facepipe.errors import Unreachable
+
+    try:
+        rows: list[dict[str, str]] = httpx.post(url + "/v2/repository/index", timeout=30).json()
+        for r in (r for r in rows if r["state"] == "READY"):
+            meta = httpx.get(f"{url}/v2/models/{r['name']}/versions/{r['version']}", timeout=30).json()
+            r["precision"] = meta.get("parameters", {}).get("precision", "")
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"cannot reach {url}: {exc}") from None
+    return rows
 
 
 @app.command("convert")

@@ -194,4 +194,5 @@ def metadata(model: InferModel, versions: list[str]) -> dict[str, Any]:
         "platform": model.platform,
         "inputs": [spec(t) for t in model.inputs],
         "outputs": [spec(t) for t in model.outputs],
+        "parameters": dict(model.parameters),
     }

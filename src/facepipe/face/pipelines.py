@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from facepipe.face.landmarks_dlib import DlibChipOp
 from facepipe.face.liveness import LivenessOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
-from facepipe.runtime import RuntimeSpec, runtime_spec
+from facepipe.runtime import RuntimeSpec, pinned, runtime_spec
 from facepipe.runtime.bound import BundleModel, RepositoryModels
 
 DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
@@ -156,9 +157,25 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     """The seed's ``ArcFace`` service on one version of the embedding bundle: an aligned face crop
     -> decode -> resize to 112x112 -> embedding, all in the ``ArcFace`` op's worker like the seed's
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
-    runtime = runtime_spec(config.op_config("ArcFace"))
+    runtime = pinned(bundle, runtime_spec(config.op_config("ArcFace")))
     limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime)).compile(config)
+
+
+def path_spec(config: Config, op: str, detector: str) -> RuntimeSpec:
+    """An op's runtime on the photo path behind ``detector``. Behind BlazeFace, ``auto`` means fp32:
+    there bf16 cost lfw-dev accuracy through the server past the 0.1 points allowed (all fp32 98.97 %;
+    bf16 embedder 98.80 %, bf16 detector 98.77 %, both 98.83 %: bench/results/accuracy*.json), while
+    behind MTCNN bf16 held (99.40 % against 99.30 %)."""
+    spec = runtime_spec(config.op_config(op))
+    if detector == "blazeface" and spec.precision == "auto":
+        spec = replace(spec, precision="fp32")
+    return spec
+
+
+def embed_spec(config: Config, bundle: Bundle, detector: str) -> RuntimeSpec:
+    """The embed op's runtime (the ``ArcFace`` op's keys) behind ``detector``, ``auto`` resolved."""
+    return pinned(bundle, path_spec(config, "ArcFace", detector))
 
 
 def _align_factory(embedder: Bundle, detector: str) -> OpFactory:
@@ -172,8 +189,8 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
     """The face DAG: decode -> detect (faces with landmarks) -> align, then embed, liveness (when the
     model is installed; it runs for photos that ask) and each user face op in ``extra`` (default
     input: ``align``; one value per face) as concurrent branches, joined into the photo."""
-    embed_runtime = runtime_spec(config.op_config("ArcFace"))  # embed runs the ArcFace op's model
     embed_bundle = embedder(config, repo)
+    embed_runtime = embed_spec(config, embed_bundle, detector)  # embed runs the ArcFace op's model
     problem = v1_alignment_problem(embed_bundle)
     if problem:
         raise ModelError(problem)
@@ -196,4 +213,5 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
         dag.add(node.name, node.op, inputs=node.inputs or "align", model=node.models)
         branches.append(node.name)
     dag.add("join", partial(join_op, tuple(branches), builtin), inputs=["align", *branches])
-    return dag.compile(config, RepositoryModels(config, repo))
+    specs = {"detect": path_spec(config, "detect", detector)}  # behind BlazeFace, auto is fp32
+    return dag.compile(config, RepositoryModels(config, repo, specs=specs))

@@ -35,6 +35,7 @@ class InferModel(Protocol):
     name: str
     version: str
     platform: str
+    parameters: dict[str, str]  # facts shown in its metadata, e.g. the precision it runs at
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from facepipe.models.bundle import Bundle
+from facepipe.runtime import precision
+from facepipe.runtime.precision import Choice
 
 if TYPE_CHECKING:  # the runtime loads without the server's config schema (pydantic), e.g. on a GPU box
     from facepipe.config import OpConfig
@@ -33,7 +35,7 @@ class RuntimeSpec:
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
     index: int = 0
-    precision: str = "fp32"
+    precision: str = "auto"  # "auto" (bf16 where native and golden-safe, else fp32), "fp32", "bf16", "fp16"
     engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
     compile: bool = False  # GPU: torch.compile the module before its CUDA graphs are captured
@@ -80,15 +82,27 @@ def platform_of(bundle: Bundle, spec: RuntimeSpec = CPU) -> str:
     return ("pytorch" if engine == "torch" else engine) + "_onnx"
 
 
+def precision_of(bundle: Bundle, spec: RuntimeSpec = CPU) -> Choice:
+    """The precision ``open_session(bundle, spec)`` runs at, and why (``auto`` resolved)."""
+    return precision.resolve(bundle, spec.precision, engine_of(bundle, spec))
+
+
+def pinned(bundle: Bundle, spec: RuntimeSpec) -> RuntimeSpec:
+    """``spec`` with ``auto`` precision resolved for ``bundle``: decided once, in the process that builds
+    the pipeline, rather than again in every worker process."""
+    return replace(spec, precision=precision_of(bundle, spec).precision)
+
+
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
     engine = engine_of(bundle, spec)
+    chosen = precision.resolve(bundle, spec.precision, engine).precision
     if engine == "torch":
         from facepipe.runtime.torch_cuda import Device, shared_session
 
         device = Device(
             spec.device,
             spec.index,
-            spec.precision,
+            chosen,
             spec.cuda_graphs,
             spec.max_batch,
             spec.compile,
@@ -100,7 +114,7 @@ def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
     if engine == "openvino":
         from facepipe.runtime.openvino import OpenVinoSession
 
-        return OpenVinoSession(bundle, spec.threads, spec.precision)
+        return OpenVinoSession(bundle, spec.threads, chosen)
     from facepipe.runtime.onnx import OnnxSession
 
     return OnnxSession(bundle, spec.threads)

@@ -43,7 +43,8 @@ class RepositoryModels:
     config: Config
     repo: Repository
     pinned: dict[str, Bundle] = field(default_factory=dict)
+    specs: dict[str, RuntimeSpec] = field(default_factory=dict)  # a node's runtime decided by its caller
 
     def model(self, bundle: str, node: str) -> BundleModel:
         chosen = self.pinned.get(bundle) or self.repo.bundle(bundle)
-        return BundleModel(chosen, runtime_spec(self.config.op_config(node)))
+        return BundleModel(chosen, self.specs.get(node) or runtime_spec(self.config.op_config(node)))

@@ -2,7 +2,8 @@
 
 On the CPUs measured (bench/results/cpu-runtimes.md) it runs MobileFaceNet twice as fast as
 onnxruntime with the same embeddings (cosine 0.99999994). ``fp32`` is pinned as the inference
-precision, because OpenVINO would otherwise pick bf16 by itself on CPUs with AMX; ``bf16`` is opt-in.
+precision unless bf16 is asked for: ``precision: auto`` (the default) asks for it where the CPU runs
+bf16 natively and the bundle keeps its golden answers (runtime/precision.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def fits(bundle: Bundle) -> bool:
     """Only the batch axis may vary: per-call spatial shapes (MTCNN's P-Net over an image pyramid)
     would recompile on every new size, which onnxruntime handles better."""
     return all(d > 0 for t in bundle.manifest.inputs for d in t.shape[1:])
+
+
+def capabilities() -> list[str]:
+    """What the CPU plugin runs natively: ``BF16`` only on CPUs with AVX512_BF16 or AMX."""
+    return [str(c) for c in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -14,7 +14,7 @@ from facepipe.engine.stage import StageConfig
 from facepipe.errors import InvalidInput
 from facepipe.models.bundle import Bundle, TensorSpec
 from facepipe.models.servable import check_inputs
-from facepipe.runtime import CPU, RuntimeSpec, open_session, platform_of
+from facepipe.runtime import CPU, RuntimeSpec, open_session, platform_of, precision_of
 
 
 class TensorOp:
@@ -61,6 +61,7 @@ class TensorModel:
     bundle: Bundle
     pipeline: Pipeline
     platform: str = "onnxruntime_onnx"
+    parameters: dict[str, str] = field(default_factory=dict)  # shown in its metadata (precision)
     name: str = field(init=False)
     version: str = field(init=False)
     inputs: list[TensorSpec] = field(init=False)
@@ -74,8 +75,10 @@ class TensorModel:
     def build(
         cls, bundle: Bundle, stage: StageConfig, timeout_s: float, runtime: RuntimeSpec = CPU
     ) -> TensorModel:
+        choice = precision_of(bundle, runtime)
+        runtime = replace(runtime, precision=choice.precision)
         pipeline = Pipeline(bundle.manifest.name, [(stage, partial(TensorOp, bundle, runtime))], timeout_s)
-        return cls(bundle, pipeline, platform_of(bundle, runtime))
+        return cls(bundle, pipeline, platform_of(bundle, runtime), parameters=choice.parameters())
 
     def ready(self) -> bool:
         return self.pipeline.running

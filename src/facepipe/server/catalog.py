@@ -25,7 +25,8 @@ from facepipe.models.control import Managed, ModelControl, Policy, golden
 from facepipe.models.repository import Repository
 from facepipe.models.servable import InferModel, SeedService, check_inputs
 from facepipe.models.versions import Versions
-from facepipe.runtime import runtime_spec
+from facepipe.runtime import precision_of, runtime_spec
+from facepipe.runtime.precision import BF16_MIN_COSINE, min_cosine
 from facepipe.runtime.tensor_model import TensorModel, gather_items
 from facepipe.server.user_app import AppPart
 
@@ -72,6 +73,7 @@ class ImageModel:
     name: str = "ArcFace"
     version: str = "1"
     platform: str = "facepipe_pipeline"
+    parameters: dict[str, str] = field(default_factory=dict)  # shown in its metadata (precision)
     inputs: list[TensorSpec] = field(default_factory=lambda: [TensorSpec("image", [-1], "BYTES")])
     outputs: list[TensorSpec] = field(default_factory=list)
     budget: PixelBudget = field(default_factory=PixelBudget)  # shared with /v1 and the seed routes
@@ -96,9 +98,14 @@ class ImageModel:
             return {"embedding": np.stack(await gather_items(self.pipeline, items))}
 
 
-def _close(got: np.ndarray, want: np.ndarray, label: str) -> None:
+def _close(got: np.ndarray, want: np.ndarray, label: str, precision: str) -> None:
     if got.shape != want.shape:
         raise ModelError(f"self-test: {label} has shape {got.shape}, golden {want.shape}")
+    if precision == "bf16":  # 8 mantissa bits: the direction of each output is what must hold
+        cos = min_cosine([got], [want])
+        if not cos >= BF16_MIN_COSINE:
+            raise ModelError(f"self-test: {label} at bf16 has cosine {cos:.6f} (allowed {BF16_MIN_COSINE})")
+        return
     err = float(np.max(np.abs(got - want))) / max(1.0, float(np.max(np.abs(want))))
     if not np.isfinite(err) or err > 1e-3:
         raise ModelError(f"self-test: {label} differs from the golden output by {err:.3g} (allowed 1e-3)")
@@ -109,7 +116,8 @@ async def tensor_selftest(model: TensorModel, bundle: Bundle) -> None:
     for i, (inputs, outs) in enumerate(golden(bundle)):
         got = await model.infer(inputs)
         for spec, want in zip(bundle.manifest.outputs, outs, strict=True):
-            _close(got[spec.name], want, f"golden case {i}, output {spec.name}")
+            label = f"golden case {i}, output {spec.name}"
+            _close(got[spec.name], want, label, model.parameters.get("precision", "fp32"))
 
 
 async def arcface_selftest(model: ImageModel, bundle: Bundle) -> None:
@@ -153,8 +161,11 @@ def _arcface_builder(
         pipeline = pipelines.arcface(config, bundle)
         pipeline.name = label
         pipeline.variant = str(bundle.manifest.version)
+        choice = precision_of(bundle, runtime_spec(config.op_config("ArcFace")))  # decided once, cached
         version = str(bundle.manifest.version)
-        return ImageModel(pipeline, embedding_dim(bundle), version=version, budget=budget)
+        return ImageModel(
+            pipeline, embedding_dim(bundle), version=version, budget=budget, parameters=choice.parameters()
+        )
 
     return build
 

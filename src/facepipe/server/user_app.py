@@ -62,6 +62,7 @@ class DagModel:
     service: Service
     version: str = "1"
     platform: str = "facepipe_dag"
+    parameters: dict[str, str] = field(default_factory=dict)
     name: str = field(init=False)
     inputs: list[TensorSpec] = field(init=False)
     outputs: list[TensorSpec] = field(init=False)
