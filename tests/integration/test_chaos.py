@@ -12,7 +12,8 @@ def test_a_killed_process_op_child_fails_only_its_batch(
     models_dir: Path, lfw_dir: Path, tmp_path: Path
 ) -> None:
     out = chaos.process_op_child(models_dir, lfw_dir, tmp_path)
-    assert out.notes["op_children_before"] == 2 and out.notes["op_children_after"] == 2
+    # the dead child's worker starts another on its next batch (lazily): by the end it may not have had one
+    assert out.notes["op_children_before"] == 2 and out.notes["op_children_after"] >= 1
     assert out.requests >= 150 and out.failed <= 16  # at most the in-flight batches of that child
     assert out.failed_after_heal == 0 and 0 <= out.healed_s < 5
 

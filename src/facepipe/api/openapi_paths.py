@@ -54,7 +54,12 @@ def admin_paths() -> dict[str, dict[str, Op]]:
         kw: dict[str, Any] = {"params": [_MODEL], "security": WRITE, "tag": "admin", "kserve": True}
         return {"post": op(summary, answer, "400 401 403 404", body=json_content(body), **kw)}
 
-    ready = schema_obj(("ready", "in_flight"), ready=BOOL, in_flight=INT)
+    problems = {
+        "type": "array",
+        "items": STR,
+        "description": "why not ready (e.g. a store that cannot write)",
+    }
+    ready = schema_obj(("ready", "in_flight"), ready=BOOL, in_flight=INT, problems=problems)
     plain = {"text/plain": {"schema": STR}}
     html = {"text/html": {"schema": STR}}
     asset = param("asset", "string", "swagger-ui-bundle.js, swagger-ui.css or a licence file.", "path")

@@ -162,6 +162,11 @@ def _kserve() -> dict[str, Schema]:
             platform={**STR, "description": "the runtime that runs it, e.g. openvino_onnx"},
             inputs=array(tensor_meta),
             outputs=array(tensor_meta),
+            parameters={
+                "type": "object",
+                "additionalProperties": STR,
+                "description": "facts of the loaded version, e.g. precision (auto resolved) and why",
+            },
         ),
         "InferRequest": obj(
             ("inputs",),

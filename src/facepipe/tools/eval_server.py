@@ -20,7 +20,7 @@ import numpy as np
 
 from facepipe.client import AsyncClient, Match
 from facepipe.client.calls import server_error
-from facepipe.errors import Conflict
+from facepipe.errors import Conflict, FacepipeError
 from facepipe.tools.evaluation import auc, best_threshold, kfold_accuracy, read_lfw_pairs, tar_at_far
 
 POINTS = ("leye", "reye", "nose", "lmouth", "rmouth")
@@ -81,8 +81,11 @@ async def embed_files(
         return list(await asyncio.gather(*(one(f) for f in files)))
 
 
-def server_threshold(url: str) -> float:
-    r = httpx.post(url + "/v1/verify", json={"embeddings": [[1.0, 0.0], [1.0, 0.0]]}, timeout=30)
+def server_threshold(url: str, dim: int) -> float:
+    """The server's default verify threshold: asked with two equal unit embeddings of the model's size
+    (the server refuses embeddings of another size)."""
+    unit = [1.0] + [0.0] * (dim - 1)
+    r = httpx.post(url + "/v1/verify", json={"embeddings": [unit, unit]}, timeout=30)
     r.raise_for_status()
     return float(r.json()["threshold"])
 
@@ -171,7 +174,10 @@ def photo_pairs(url: str, csv_path: Path, concurrency: int = 8, detector: str = 
             strict=True,
         )
     )
-    threshold = server_threshold(url)
+    dim = next((len(e.embedding) for e in got.values() if e.embedding is not None), 0)
+    if dim == 0:
+        raise FacepipeError("no face found in any photo of the pairs")
+    threshold = server_threshold(url, dim)
     wrong, scores, labels = [], [], []
     for r in rows:
         a, b = got[r["file_x"]].embedding, got[r["file_y"]].embedding
