@@ -35,7 +35,14 @@ def clean_server(
     extra = {
         "face": {"pack": "clean"},  # the default detector, MTCNN, is refused: BlazeFace stands in
         "gallery": {"enabled": False},
-        "op": {"ArcFace": {"concurrency": 1, "local_service_conf": {"model_config": "dlib-resnet"}}},
+        # fp32 pinned: the parity asked for is the conversion's (precision: auto would serve bf16 here)
+        "op": {
+            "ArcFace": {
+                "concurrency": 1,
+                "local_service_conf": {"model_config": "dlib-resnet", "precision": "fp32"},
+            },
+            "dlib-resnet": {"local_service_conf": {"precision": "fp32"}},
+        },
     }
     running = start_server(repo, tmp_path_factory.mktemp("clean-server"), extra)
     yield running

@@ -101,10 +101,17 @@ def paddle_repo(
 @pytest.fixture(scope="module")
 def paddle_server(paddle_repo: PaddleRepo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     # the seed's ArcFace service on the converted serving-layout model, as the seed's config.yml would name it
-    arcface = {"concurrency": 1, "batch_size": 8, "local_service_conf": {"model_config": "paddle-serving"}}
-    running = start_server(
-        paddle_repo.repo, tmp_path_factory.mktemp("paddle-server"), {"op": {"ArcFace": arcface}}
-    )
+    # fp32 pinned: the parity asked for is the conversion's (precision: auto would serve bf16 here)
+    fp32 = {"precision": "fp32"}
+    arcface = {
+        "concurrency": 1,
+        "batch_size": 8,
+        "local_service_conf": {"model_config": "paddle-serving", **fp32},
+    }
+    ops = {"ArcFace": arcface} | {
+        f"paddle-{k}": {"local_service_conf": fp32} for k in ("inference", "serving")
+    }
+    running = start_server(paddle_repo.repo, tmp_path_factory.mktemp("paddle-server"), {"op": ops})
     yield running
     stop_server(running)
 
