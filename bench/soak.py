@@ -176,7 +176,7 @@ def soak(
     models: Path, lfw: Path, tmp: Path, seconds: float, leak: bool = False, rate: float | None = None
 ) -> Verdict:
     env_dir = tmp / "site"
-    env_dir.mkdir(exist_ok=True)
+    env_dir.mkdir(parents=True, exist_ok=True)
     if leak:
         (env_dir / "sitecustomize.py").write_text(LEAK)
     saved = os.environ.get("PYTHONPATH")
