@@ -34,7 +34,7 @@ class DagConfig(_Strict):
 
 class LocalServiceConf(_Strict):
     model_config_: str = Field("", alias="model_config")
-    devices: str = ""
+    devices: str = Field("", pattern=r"^\s*(\d+\s*(,\s*\d+\s*)*)?$", description="GPU indices, e.g. 0,1")
     device_type: int = Field(0, ge=0)
     thread_num: int = Field(1, ge=1)
     precision: str = Field("auto", pattern="^(auto|AUTO|fp32|FP32|fp16|FP16|bf16|BF16)$")

@@ -24,6 +24,7 @@ from facepipe.engine.item import Item, resolve_all
 from facepipe.engine.op import OpFactory
 from facepipe.engine.process_op import ProcessOp
 from facepipe.engine.stats import StageStats
+from facepipe.engine.worker import as_worker
 from facepipe.errors import DeadlineExceeded, FacepipeError, Overloaded
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Stage:
     def start(self) -> None:
         """Start the workers and wait until every one has built its op (raises the first setup error)."""
         for i in range(self.config.concurrency):
-            t = threading.Thread(target=self._worker, name=f"{self.name}-{i}", daemon=True)
+            t = threading.Thread(target=self._worker, args=(i,), name=f"{self.name}-{i}", daemon=True)
             t.start()
             self._threads.append(t)
         self._ready.wait()
@@ -87,10 +88,11 @@ class Stage:
         except queue.Full:
             raise Overloaded(f"stage {self.name}: queue full ({self._batcher.capacity} items)") from None
 
-    def _worker(self) -> None:
+    def _worker(self, index: int) -> None:
         try:
-            op = self._factory()
-            op.setup()
+            with as_worker(index):
+                op = self._factory()
+                op.setup()
         except BaseException as exc:
             log.exception("stage %s: worker setup failed", self.name)
             self._setup_errors.append(exc)
