@@ -5,6 +5,7 @@ header or gRPC metadata) continued; batching, process ops, sampling and the conf
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -322,3 +323,26 @@ def test_unset_keys_fall_back_to_the_environment(monkeypatch: pytest.MonkeyPatch
         tracing.exporter(TracingConfig())
     assert tracing._traces_url("http://c:4318") == "http://c:4318/v1/traces"
     assert tracing._traces_url("http://c:4318/custom/path") == "http://c:4318/custom/path"
+
+
+def test_a_collector_that_is_down_never_holds_a_request_or_the_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(tracing, "FLUSH_S", 0.5)
+    part = tracing.tracing_part(TracingConfig(enabled=True, endpoint=f"http://127.0.0.1:{port}"), "1")
+    assert part is not None
+
+    async def serve_then_stop() -> tuple[float, float]:
+        await part.start()
+        if spans.active is None:
+            raise AssertionError("not installed")
+        t0 = time.perf_counter()
+        for _ in range(100):
+            spans.active.request("http", {}).end("x", "ok", 200)
+        t1 = time.perf_counter()
+        await part.stop(30)
+        return t1 - t0, time.perf_counter() - t1
+
+    serving, stopping = asyncio.run(serve_then_stop())
+    assert serving < 1.0 and stopping < 3.0 and spans.active is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.resources import PROCESS_PID, SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
@@ -32,6 +33,7 @@ from facepipe.errors import ConfigError
 from facepipe.gallery import spans as gallery_spans
 
 log = logging.getLogger(__name__)
+FLUSH_S = 5.0  # the longest a stopping server waits for its last spans to be exported
 # gRPC statuses of calls a method aborted itself (no HTTP status known): the server's fault
 _SERVER_FAULTS = {"internal", "unknown", "unavailable", "deadline_exceeded", "data_loss", "unimplemented"}
 
@@ -134,8 +136,9 @@ def _traces_url(endpoint: str | None) -> str | None:
 
 
 def resource(cfg: TracingConfig, version: str) -> Resource:
-    """service.name: the config's, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, else facepipe."""
-    attributes: dict[str, str] = {SERVICE_VERSION: version}
+    """service.name: the config's, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, else facepipe;
+    process.pid tells the ``worker_num`` processes apart (each builds its own, after the fork)."""
+    attributes: dict[str, str | int] = {SERVICE_VERSION: version, PROCESS_PID: os.getpid()}
     if cfg.service_name:
         attributes[SERVICE_NAME] = cfg.service_name
     found = Resource.create(attributes)
@@ -156,8 +159,13 @@ class TracingPart:
         install(self.provider, self.version)
 
     async def stop(self, grace_s: float) -> None:
+        """Flush for at most ``FLUSH_S`` (the SDK would wait 30 s for a collector that is down)."""
         uninstall()
-        await asyncio.to_thread(self.provider.shutdown)
+        flush = threading.Thread(target=self.provider.shutdown, name="tracing-flush", daemon=True)
+        flush.start()
+        await asyncio.to_thread(flush.join, min(grace_s, FLUSH_S))
+        if flush.is_alive():
+            log.warning("tracing: spans not exported within %.0f s of stopping were dropped", FLUSH_S)
 
 
 def tracing_part(cfg: TracingConfig, version: str, export: SpanExporter | None = None) -> TracingPart | None:
@@ -168,7 +176,8 @@ def tracing_part(cfg: TracingConfig, version: str, export: SpanExporter | None =
         log.info("tracing: OTEL_SDK_DISABLED=true, no spans are made")
         return None
     sampler = ParentBased(TraceIdRatioBased(cfg.sample_ratio)) if cfg.sample_ratio is not None else None
-    provider = TracerProvider(resource=resource(cfg, version), sampler=sampler)  # None: OTEL_TRACES_SAMPLER
+    # sampler None: OTEL_TRACES_SAMPLER; shut down by TracingPart.stop, bounded, not by an atexit hook
+    provider = TracerProvider(resource=resource(cfg, version), sampler=sampler, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(export or exporter(cfg)))
     where = (
         cfg.endpoint
