@@ -33,6 +33,7 @@ from facepipe.errors import ConfigError
 from facepipe.gallery import spans as gallery_spans
 
 log = logging.getLogger(__name__)
+RECALIBRATE_S = 60.0  # how often op spans' monotonic -> wall clock offset is measured again
 FLUSH_S = 5.0  # the longest a stopping server waits for its last spans to be exported
 # gRPC statuses of calls a method aborted itself (no HTTP status known): the server's fault
 _SERVER_FAULTS = {"internal", "unknown", "unavailable", "deadline_exceeded", "data_loss", "unimplemented"}
@@ -64,6 +65,7 @@ class OtelSpans:
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
+        self._offset_ns, self._calibrated = _wall_minus_monotonic(), time.monotonic()
 
     def request(self, protocol: str, carrier: Mapping[str, str]) -> OtelRequest:
         parent = propagate.extract(carrier)
@@ -77,7 +79,9 @@ class OtelSpans:
         return current if trace.get_current_span(current).is_recording() else None
 
     def batch(self, batch: engine_spans.Batch) -> None:
-        offset = time.time_ns() - time.monotonic_ns()  # the stage's clock is time.monotonic()
+        if batch.end - self._calibrated > RECALIBRATE_S:  # follow the wall clock's adjustments
+            self._offset_ns, self._calibrated = _wall_minus_monotonic(), batch.end
+        offset = self._offset_ns  # the stage's clock is time.monotonic(); spans take wall-clock ns
         start, end = int(batch.start * 1e9) + offset, int(batch.end * 1e9) + offset
         name = f"op {batch.op}"
         for step in batch.steps:
@@ -94,6 +98,17 @@ class OtelSpans:
 
     def gallery(self, name: str, attributes: Mapping[str, Any]) -> AbstractContextManager[Any]:
         return self.tracer.start_as_current_span(name, attributes=dict(attributes))
+
+
+def _wall_minus_monotonic() -> int:
+    """time.time_ns() - time.monotonic_ns(), from the closest of a few paired reads (a thread switched
+    out between the two reads would shift every op span of the next minute)."""
+    best: tuple[int, int] | None = None
+    for _ in range(5):
+        m0, wall, m1 = time.monotonic_ns(), time.time_ns(), time.monotonic_ns()
+        if best is None or m1 - m0 < best[0]:
+            best = (m1 - m0, wall - (m0 + m1) // 2)
+    return best[1] if best is not None else 0
 
 
 def install(provider: trace.TracerProvider, version: str = "") -> OtelSpans:
