@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
+from facepipe.gallery import spans
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
 from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
 
@@ -91,8 +92,9 @@ class Gallery:
         self._writer.shutdown(wait=True)
         self.store.close()
 
-    async def _write(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` in one transaction on the writer thread, then bring the index up to date."""
+    async def _write(self, fn: Callable[[Tx], T], op: str) -> T:
+        """Run ``fn`` in one transaction on the writer thread, then bring the index up to date; traced
+        as ``gallery <op>`` (the wait for the writer included)."""
 
         def run() -> T:
             try:
@@ -111,7 +113,8 @@ class Gallery:
                 log.warning("index catch-up after a write failed: %s", exc)
             return out
 
-        return await asyncio.wrap_future(self._writer.submit(run))
+        with spans.span(f"gallery {op}", {"facepipe.gallery.op": op}):
+            return await asyncio.wrap_future(self._writer.submit(run))
 
     def write_problem(self) -> str | None:
         """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
@@ -165,7 +168,7 @@ class Gallery:
             except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
-        return await self._write(insert)
+        return await self._write(insert, "create_subject")
 
     def subject(self, sid: str) -> Subject:
         found = self.store.subject(sid)
@@ -181,7 +184,7 @@ class Gallery:
             Store.update_subject(tx, sid, new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces)
 
-        return await self._write(update)
+        return await self._write(update, "update_subject")
 
     async def delete_subject(self, sid: str) -> int:
         def delete(tx: Tx) -> list[int]:
@@ -189,7 +192,7 @@ class Gallery:
                 raise NotFound(f"no subject {sid!r}")
             return Store.delete_subject(tx, sid)
 
-        removed: list[int] = await self._write(delete)
+        removed: list[int] = await self._write(delete, "delete_subject")
         return len(removed)
 
     # -- faces ------------------------------------------------------------------------------
@@ -213,7 +216,7 @@ class Gallery:
                 out.append((rec, old is None))
             return out
 
-        return await self._write(insert)
+        return await self._write(insert, "enrol")
 
     def face(self, fid: int) -> FaceRecord:
         found = self.store.face(fid)
@@ -240,7 +243,7 @@ class Gallery:
             if not Store.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
-        await self._write(delete)
+        await self._write(delete, "delete_face")
 
     # -- search -----------------------------------------------------------------------------
 
@@ -261,6 +264,15 @@ class Gallery:
         """For each query, the ``k`` most similar subjects (best face of each), best first."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
+        attributes = {
+            "facepipe.gallery.queries": len(queries),
+            "facepipe.gallery.k": k,
+            "facepipe.gallery.index": self.kind,
+        }
+        with spans.span("gallery identify", attributes):
+            return self._identify(queries, k)
+
+    def _identify(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         if self.store.available():  # else: answer from the index as it is; writes get the 503
             try:
                 self.catch_up()  # what other processes changed
