@@ -110,6 +110,7 @@ _ERRORS: dict[str, type[errors.FacepipeError]] = {
     for c in (
         errors.InvalidInput,
         errors.PayloadTooLarge,
+        errors.UnusableFace,
         errors.UnsupportedMediaType,
         errors.NotFound,
         errors.Conflict,
