@@ -106,7 +106,7 @@ def test_the_gallery_store_defaults_to_the_sqlite_file() -> None:
 
 def test_quality_and_liveness_gate_defaults() -> None:
     cfg = parse_config({})
-    assert cfg.enrol.min_quality == 0.4 and cfg.face.require_live is False
+    assert cfg.enrol.min_quality == 0.25 and cfg.face.require_live is False
     assert parse_config({"enrol": {"min_quality": 0}, "face": {"require_live": True}}).face.require_live
 
 

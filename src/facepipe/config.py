@@ -101,7 +101,7 @@ class FaceConfig(_Strict):
 class EnrolConfig(_Strict):
     """Which faces ``/v1/subjects/{id}/faces`` stores (a request's ``min_quality`` overrides)."""
 
-    min_quality: float = Field(0.4, ge=0, le=1, description="face/quality.py's score; 0 accepts every face")
+    min_quality: float = Field(0.25, ge=0, le=1, description="face/quality.py's score; 0 accepts every face")
 
 
 class GalleryConfig(_Strict):

@@ -80,7 +80,7 @@ def test_enrol_refuses_low_quality_by_default_and_skips_when_asked(
 ) -> None:
     httpx.post(qserver.url + "/v1/subjects", json={"id": "q1", "name": "q"}, headers=W, timeout=30)
     r = post(qserver.url, "/v1/subjects/q1/faces", [faces["blurred"]], {}, ADMIN)
-    assert r.status_code == 422 and "below min_quality 0.4" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "below min_quality 0.25" in r.json()["error"]["message"]
     r = post(
         qserver.url,
         "/v1/subjects/q1/faces",
