@@ -17,7 +17,7 @@ import pytest
 from bench import degrade
 from facepipe.protos import face_service_pb2 as pb
 from facepipe.protos import face_service_pb2_grpc as pb_grpc
-from tests.integration.conftest import Running, start_server, stop_server
+from tests.integration.conftest import Running, private_repository, start_server, stop_server
 from tests.integration.test_gallery_api import ADMIN, AUTH, W
 
 SIGNALS = {"score", "sharpness", "yaw", "pitch", "roll", "size", "confidence"}
@@ -135,3 +135,18 @@ def test_the_same_refusals_over_grpc(qserver: Running, faces: dict[str, bytes]) 
             with pytest.raises(grpc.RpcError) as err:
                 stub.Verify(pb.FaceRequest(images=images, params=params), timeout=60)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in str(err.value.details())
+
+
+def test_require_live_without_the_liveness_model_stops_the_server(models_dir: Path, tmp_path: Path) -> None:
+    """Never a silent pass: with no anti-spoofing model installed, face.require_live stops the start."""
+    repo = private_repository(models_dir, tmp_path / "models")
+    (repo / "antispoof").unlink()
+    with pytest.raises(RuntimeError, match=r"face\.require_live: true, but the anti-spoofing model"):
+        start_server(repo, tmp_path, {"face": {"require_live": True}}, ready_s=120)
+    (tmp_path / "plain").mkdir()
+    running = start_server(repo, tmp_path / "plain", {}, ready_s=120)
+    try:  # and a request asking for it is refused, naming the missing model
+        r = httpx.post(running.url + "/v1/verify?require_live=true", files={"a": b"x", "b": b"y"}, timeout=60)
+        assert r.status_code == 400 and "'antispoof' is not installed" in r.json()["error"]["message"]
+    finally:
+        stop_server(running)
