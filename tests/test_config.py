@@ -73,6 +73,9 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"tracing": {"enabled": "sometimes"}}, "tracing.enabled"),
         ({"tracing": {"service_name": ""}}, "tracing.service_name"),
         ({"tracing": {"exporter": "zipkin"}}, "tracing.exporter"),
+        ({"enrol": {"min_quality": 1.5}}, "enrol.min_quality"),
+        ({"enrol": {"min_quality": "high"}}, "enrol.min_quality"),
+        ({"face": {"require_live": "maybe"}}, "face.require_live"),
     ],
 )
 def test_errors_name_the_key_path(raw: dict, path: str) -> None:
@@ -105,3 +108,15 @@ def test_the_gallery_store_defaults_to_the_sqlite_file() -> None:
     assert parse_config({"gallery": {"file": "g2.db"}}).gallery.store_url() == "sqlite:///g2.db"
     url = "postgresql://facepipe@db.internal:5432/gallery"
     assert parse_config({"gallery": {"store": url}}).gallery.store_url() == url
+
+
+def test_quality_and_liveness_gate_defaults() -> None:
+    cfg = parse_config({})
+    assert cfg.enrol.min_quality == 0.25 and cfg.face.require_live is False
+    assert parse_config({"enrol": {"min_quality": 0}, "face": {"require_live": True}}).face.require_live
+
+
+def test_require_live_with_the_clean_pack_fails_at_load() -> None:
+    """The clean pack has no anti-spoofing model: require_live could never hold, so loading says so."""
+    with pytest.raises(ConfigError, match=r"face\.require_live.*face\.pack: clean"):
+        parse_config({"face": {"require_live": True, "pack": "clean"}})

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facepipe.errors import ConfigError
 
@@ -69,6 +69,7 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
     "align": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
     "embed": {"concurrency": 2, "batch_size": 16, "auto_batching_timeout": 0},
     "liveness": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
+    "quality": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
     "join": {"concurrency": 1, "batch_size": 8, "auto_batching_timeout": 0},
 }
 
@@ -88,10 +89,19 @@ class FaceConfig(_Strict):
     blazeface_threshold: float = Field(0.5, ge=0, le=1)
     max_faces: int = Field(0, ge=0)
     verify_threshold: float = Field(0.38, ge=-1, le=1)
+    require_live: bool = Field(
+        False, description="verify, identify and enrol refuse faces the anti-spoofing model calls spoof"
+    )
     opencv_threads: int = Field(1, ge=0, le=256)
     max_image_pixels: int = Field(40_000_000, ge=1, description="one image, read from its header")
     max_request_pixels: int = Field(64_000_000, ge=1, description="all images of one request")
     max_inflight_pixels: int = Field(256_000_000, ge=1, description="admitted images of the whole server")
+
+
+class EnrolConfig(_Strict):
+    """Which faces ``/v1/subjects/{id}/faces`` stores (a request's ``min_quality`` overrides)."""
+
+    min_quality: float = Field(0.25, ge=0, le=1, description="face/quality.py's score; 0 accepts every face")
 
 
 class GalleryConfig(_Strict):
@@ -193,10 +203,20 @@ class Config(_Strict):
     op: dict[str, OpConfig] = Field(default_factory=dict)
     face: FaceConfig = FaceConfig()
     gallery: GalleryConfig = GalleryConfig()
+    enrol: EnrolConfig = EnrolConfig()
     auth: AuthConfig = AuthConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     model_control: ModelControlConfig = ModelControlConfig()
     tracing: TracingConfig = TracingConfig()
+
+    @model_validator(mode="after")
+    def _live_needs_a_liveness_model(self) -> Config:
+        if self.face.require_live and self.face.pack == "clean":
+            raise ValueError(
+                "face.require_live: true cannot hold with face.pack: clean, which has no anti-spoofing "
+                "model (its training data is not stated); set face.require_live: false or face.pack: any"
+            )
+        return self
 
     def op_config(self, name: str) -> OpConfig:
         if name in self.op:

@@ -36,6 +36,14 @@ class PayloadTooLarge(InvalidInput):
     http_status = 413
 
 
+class UnusableFace(InvalidInput):
+    """A face was found but refused: its quality is below ``min_quality``, or ``require_live`` was
+    asked and its anti-spoofing score says spoof. The message names the failing signal or score."""
+
+    code = "unusable_face"
+    http_status = 422
+
+
 class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
     http_status = 415

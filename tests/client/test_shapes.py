@@ -25,6 +25,8 @@ def test_optional_parts_appear_only_when_the_server_sent_them() -> None:
         "liveness": {"score": 0.01, "real": True},
         "embedding": [0.6, 0.8],
         "matches": [{"subject": "ada", "name": "Ada", "similarity": 0.7, "match": True, "face": 3}],
+        "quality": {"score": 0.9, "sharpness": 1.2, "yaw": 3.0, "pitch": -5.0, "roll": 1.0, "size": 49.75},
+        "refused": "face quality 0.100 is below min_quality 0.4; weakest signal: sharpness 0.02",
     }
     doc = {"results": [{"image": 1, "width": 9, "height": 9, "faces": [face]}]}
     assert to_json(_images(doc)) == doc["results"]

@@ -70,3 +70,12 @@ def test_detector_precision_by_detector() -> None:
     config = parse_config({})
     assert path_spec(config, "detect", "mtcnn").precision == "auto"  # resolved per net on open
     assert path_spec(config, "detect", "blazeface").precision == "fp32"
+
+
+def test_join_writes_the_quality_branch() -> None:
+    from facepipe.face.quality import Quality
+
+    p = photo(1)
+    q = Quality(0.8, {"sharpness": 1.0})
+    join_op(("embed", "quality"), 2)([(p, [np.ones(2)], [q])])
+    assert p.faces[0].quality is q and p.faces[0].extra == {}

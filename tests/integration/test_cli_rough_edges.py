@@ -60,7 +60,7 @@ def test_one_face_shape_in_cli_http_grpc_and_client(cserver: Running, lfw_dir: P
     http = httpx.post(cserver.url + "/v1/detect", files=[("image", a.read_bytes())]).json()["results"][0]
     out = runner.invoke(app, ["detect", str(a), "--json", "--url", cserver.url])
     assert json.loads(out.stdout)[0] == http
-    assert set(http["faces"][0]) == {"box", "score", "size", "landmarks"}  # no nulls, no empty lists
+    assert set(http["faces"][0]) == {"box", "score", "size", "landmarks", "quality"}  # no nulls or empties
     assert set(http["faces"][0]["box"]) == {"x1", "y1", "x2", "y2"}
     for grpc in (None, cserver.grpc):
         with Client(cserver.url, grpc=grpc) as c:

@@ -33,6 +33,8 @@ def test_process_ops_answer_like_thread_ops(
         ]
         a, b = (np.asarray(r.json()["results"][0]["faces"][0]["embedding"]) for r in got)
         assert np.abs(a - b).max() <= 1e-4
+        qa, qb = (r.json()["results"][0]["faces"][0]["quality"]["score"] for r in got)
+        assert abs(qa - qb) <= 1e-3  # the quality branch runs in a child process too
         bad = httpx.post(
             run.url + "/ArcFace/prediction", json={"key": ["image"], "value": ["bm90IGFuIGltYWdl"]}
         )

@@ -27,7 +27,7 @@ def test_detect_multipart_several_images(server: Running, photos_dir: Path) -> N
     results = r.json()["results"]
     assert [len(x["faces"]) >= 1 for x in results] == [True, True, False]  # no face: an empty list
     face = results[0]["faces"][0]
-    assert set(face) == {"box", "score", "size", "landmarks"} and len(face["landmarks"]) == 5
+    assert set(face) == {"box", "score", "size", "landmarks", "quality"} and len(face["landmarks"]) == 5
     assert face["score"] > 0.9 and face["size"] > 100
 
 

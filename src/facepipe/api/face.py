@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from facepipe.api.gate import Gate, gate_params, refusal
 from facepipe.api.limits import PixelBudget
 from facepipe.api.operation import MAX_IMAGES, Answer, Inputs, Operation
 from facepipe.config import FaceConfig
 from facepipe.engine.pipeline import Pipeline
-from facepipe.errors import InvalidInput
+from facepipe.errors import InvalidInput, UnusableFace
 from facepipe.face.faces import DetectParams, Face, Photo
 from facepipe.models.versions import Versions
 
@@ -82,6 +83,8 @@ def face_json(face: Face, spoof_above: float | None, embedding: bool) -> dict[st
         "size": round(face.size, 2),
         "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
     }
+    if face.quality is not None:
+        out["quality"] = face.quality.as_json()
     if face.liveness is not None and spoof_above is not None:
         out["liveness"] = {"score": round(face.liveness, 5), "real": face.liveness <= spoof_above}
     if face.extra:
@@ -89,6 +92,19 @@ def face_json(face: Face, spoof_above: float | None, embedding: bool) -> dict[st
     if embedding and face.embedding is not None:
         out["embedding"] = face.embedding  # float32, written by the response's JSON encoder
     return out
+
+
+def request_gate(svc: FaceService, raw: dict[str, Any], min_quality: float = 0.0) -> Gate:
+    """The request's ``min_quality`` / ``require_live`` (defaults: ``min_quality``, face.require_live)."""
+    return gate_params(raw, min_quality, svc.defaults.require_live, svc.spoof_above)
+
+
+def gated(inputs: Inputs, gate: Gate) -> Inputs:
+    """``inputs`` asking for liveness where the gate needs it."""
+    if not gate.require_live:
+        return inputs
+    params = inputs.params | {"liveness": True}
+    return Inputs(inputs.images, params, inputs.embeddings, inputs.path, inputs.api_key)
 
 
 async def run_photos(svc: FaceService, inputs: Inputs) -> list[Photo]:
@@ -144,10 +160,14 @@ async def verify(svc: FaceService, inputs: Inputs) -> Answer:
             raise InvalidInput(
                 f"verify needs exactly two images (or two 'embeddings'), got {len(inputs.images)}"
             )
-        photos = await run_photos(svc, inputs)
+        gate = request_gate(svc, inputs.params)
+        photos = await run_photos(svc, gated(inputs, gate))
         for i, p in enumerate(photos):
             if not p.faces:
                 raise InvalidInput(f"image[{i}]: no face found")
+            why = refusal(p.faces[0], gate, svc.spoof_above)
+            if why:
+                raise UnusableFace(f"image[{i}]: {why}")
         a, b = (np.asarray(p.faces[0].embedding) for p in photos)
         faces = [face_json(p.faces[0], svc.spoof_above, False) for p in photos]
     similarity = float(np.dot(a, b))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -19,11 +19,22 @@ import numpy as np
 
 from facepipe.api import jsondoc
 from facepipe.api.auth import ApiKeys
-from facepipe.api.face import FaceService, embed_crops, face_json, flag, number, run_photos, vector
+from facepipe.api.face import (
+    FaceService,
+    embed_crops,
+    face_json,
+    flag,
+    gated,
+    number,
+    request_gate,
+    run_photos,
+    vector,
+)
+from facepipe.api.gate import refusal
 from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
-from facepipe.config import GalleryConfig
-from facepipe.errors import InvalidInput
+from facepipe.config import EnrolConfig, GalleryConfig
+from facepipe.errors import InvalidInput, UnusableFace
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
@@ -37,6 +48,7 @@ class GalleryService:
     faces: FaceService
     keys: ApiKeys
     config: GalleryConfig
+    enrol: EnrolConfig = field(default_factory=EnrolConfig)
 
     def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> None:
         self.keys.check(inputs.api_key, need)
@@ -123,12 +135,16 @@ async def aligned_faces(svc: GalleryService, images: list[bytes]) -> list[tuple[
 async def faces_to_enrol(
     svc: GalleryService, images: list[bytes], params: dict[str, Any]
 ) -> tuple[list[tuple[int, NewFace]], list[dict[str, Any]]]:
-    """The best face of each image, by the request's no-face and several-faces policies."""
+    """The best face of each image, by the request's no-face and several-faces policies; a face the
+    gate refuses (min_quality, require_live) is handled as an image without a face."""
     on_none = _choice(params, "on_no_face", ("error", "skip"))
     on_many = _choice(params, "on_many_faces", ("largest", "error"))
+    gate = request_gate(svc.faces, params, svc.enrol.min_quality)
     if flag(params, "aligned"):
+        if gate.require_live:
+            raise InvalidInput("require_live needs photos: aligned crops carry no box to check liveness on")
         return await aligned_faces(svc, images), []
-    photos = await run_photos(svc.faces, Inputs(images, params | {"max_faces": 0}))
+    photos = await run_photos(svc.faces, gated(Inputs(images, params | {"max_faces": 0}), gate))
     chosen, skipped = [], []
     for i, (img, photo) in enumerate(zip(images, photos, strict=True)):
         if not photo.faces:
@@ -141,6 +157,12 @@ async def faces_to_enrol(
                 f"image[{i}]: {len(photo.faces)} faces found (on_many_faces=largest to take one)"
             )
         face = photo.faces[0]  # the largest
+        why = refusal(face, gate, svc.faces.spoof_above)
+        if why and on_none == "error":
+            raise UnusableFace(f"image[{i}]: {why} (on_no_face=skip to skip such images)")
+        if why:
+            skipped.append({"image": i, "reason": why})
+            continue
         quality = face_json(face, svc.faces.spoof_above, False)
         crop = _png(face.crop) if svc.config.keep_crops and face.crop is not None else None
         emb = np.asarray(face.embedding, np.float32)
@@ -232,15 +254,22 @@ async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
     svc.allow(inputs, "read")
     svc.gallery.check_model()
     k, threshold = _search_params(svc, inputs.params)
-    photos = await run_photos(svc.faces, inputs)
-    faces = [f for p in photos for f in p.faces]
-    found = await _search(svc.gallery, [np.asarray(f.embedding) for f in faces], k)
-    results, it = [], iter(found)
+    gate = request_gate(svc.faces, inputs.params)
+    photos = await run_photos(svc.faces, gated(inputs, gate))
+    why = {id(f): refusal(f, gate, svc.faces.spoof_above) for p in photos for f in p.faces}
+    if why and all(why.values()):
+        raise UnusableFace(f"every face was refused; the first: {next(iter(why.values()))}")
+    kept = [f for p in photos for f in p.faces if not why[id(f)]]
+    searched = await _search(svc.gallery, [np.asarray(f.embedding) for f in kept], k)
+    found = dict(zip(map(id, kept), searched, strict=True))
+    results = []
     for i, p in enumerate(photos):
         h, w = p.image.shape[:2]
         out = [face_json(f, svc.faces.spoof_above, False) for f in p.faces]
-        for face in out:
-            face["matches"] = [match_json(m, threshold) for m in next(it)]
+        for f, face in zip(p.faces, out, strict=True):
+            face["matches"] = [match_json(m, threshold) for m in found.get(id(f), [])]
+            if why[id(f)]:
+                face["refused"] = why[id(f)]
         results.append({"image": i, "width": w, "height": h, "faces": out})
     return {"model": svc.faces.model, "threshold": threshold, "results": results}
 

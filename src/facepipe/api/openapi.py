@@ -18,6 +18,10 @@ _ERRORS = {
     "404": ("NotFound", "unknown subject, face, model or route"),
     "409": ("Conflict", "existing id, or embeddings of another model"),
     "413": ("TooLarge", "body or image over the limit"),
+    "422": (
+        "UnusableFace",
+        "a face was refused: quality below min_quality, or require_live and a spoof score",
+    ),
     "415": ("Unsupported", "not a JPEG, PNG, WebP or BMP image"),
     "503": ("Overloaded", "overloaded or not ready"),
     "504": ("Timeout", "deadline exceeded"),
@@ -51,6 +55,21 @@ _DETECT = [
     param("det_threshold", "number", "Final detection score threshold.", minimum=0, maximum=1),
     param("liveness", "boolean", "Add the anti-spoofing score to each face."),
     param("detector", "string", "Detector: mtcnn, or blazeface where installed."),
+]
+_GATE = [
+    param(
+        "min_quality",
+        "number",
+        "Refuse faces whose quality score is below this (0..1; verify, identify: default 0; enrol: "
+        "enrol.min_quality). The refusal names the weakest signal.",
+        minimum=0,
+        maximum=1,
+    ),
+    param(
+        "require_live",
+        "boolean",
+        "Refuse faces the anti-spoofing model calls spoof (default face.require_live).",
+    ),
 ]
 _SID = param("sid", "string", "Subject id.", "path")
 _FID = param("fid", "integer", "Face id.", "path")
@@ -109,8 +128,8 @@ def face_paths() -> dict[str, dict[str, Op]]:
             "post": op(
                 "Two images (largest face each) or two embeddings: same person?",
                 ref("Verification"),
-                e,
-                params=[*_DETECT, thr],
+                e + " 422",
+                params=[*_DETECT, thr, *_GATE],
                 body=images,
             )
         },
@@ -118,8 +137,8 @@ def face_paths() -> dict[str, dict[str, Op]]:
             "post": op(
                 "Who is in these photos (1:N against the gallery)",
                 ref("Identification"),
-                "400 401 403 409 413 415 503",
-                params=[*_DETECT, k, thr],
+                "400 401 403 409 413 415 422 503",
+                params=[*_DETECT, k, thr, *_GATE],
                 body=images,
                 tag="gallery",
                 security=READ,
@@ -148,11 +167,15 @@ def gallery_paths() -> dict[str, dict[str, Op]]:
     ]
     enrol = [
         param(
-            "on_no_face", "string", "error (default: 400, nothing enrolled) or skip.", enum=["error", "skip"]
+            "on_no_face",
+            "string",
+            "error (default: 400, or 422 for a refused face; nothing enrolled) or skip.",
+            enum=["error", "skip"],
         ),
         param("on_many_faces", "string", "largest (default) or error.", enum=["largest", "error"]),
         param("aligned", "boolean", "Images are aligned 112x112 crops."),
         *_DETECT,
+        *_GATE,
     ]
     png = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
     return {
@@ -185,7 +208,7 @@ def gallery_paths() -> dict[str, dict[str, Op]]:
             "post": g(
                 "Enrol the best face of each image",
                 ref("Enrolment"),
-                "400 401 403 404 409 413 415 503",
+                "400 401 403 404 409 413 415 422 503",
                 True,
                 params=[_SID, *enrol],
                 body=_images(),

@@ -31,13 +31,26 @@ POINTS = array(array(NUM))
 def _face() -> Schema:
     box = obj(("x1", "y1", "x2", "y2"), x1=NUM, y1=NUM, x2=NUM, y2=NUM)
     live = obj(("score", "real"), score=NUM, real={**BOOL, "description": "score <= the model's cut-off"})
+    angle = {**NUM, "description": "degrees, from the 5 landmarks"}
+    quality = obj(
+        ("score", "sharpness", "yaw", "pitch", "roll", "size", "confidence"),
+        score={**NUM, "description": "0..1: the product of one ramp per signal (docs/api.md)"},
+        sharpness={**NUM, "description": "Laplacian variance / grey variance of the aligned crop"},
+        yaw=angle,
+        pitch=angle,
+        roll=angle,
+        size={**NUM, "description": "shorter box side in pixels"},
+        confidence={**NUM, "description": "detection score"},
+    )
     return obj(
         ("box", "score", "size", "landmarks"),
         box=box,
         score={**NUM, "description": "detection score, 0..1"},
         size={**NUM, "description": "shorter box side in pixels"},
         landmarks={**POINTS, "description": "[x, y] of left eye, right eye, nose, mouth corners"},
-        liveness={**live, "description": "only when liveness=true was asked"},
+        liveness={**live, "description": "only when liveness=true (or require_live) was asked"},
+        quality=quality,
+        refused={**STR, "description": "/v1/identify only: why min_quality or require_live refused it"},
         embedding={**VECTOR, "description": "unit length; /v1/embed only"},
         matches={**array(ref("Match")), "description": "/v1/identify only, best first"},
     )

@@ -12,17 +12,27 @@ from facepipe.cli.common import DEFAULT_URL, EXIT_NO_MATCH, ApiKey, AsJson, Url,
 from facepipe.client import Client, ImageResult
 
 Files = Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")]
+MinQuality = Annotated[
+    float | None, typer.Option(help="Refuse faces of lower quality score (0..1; docs/api.md).", min=0, max=1)
+]
+RequireLive = Annotated[
+    bool | None, typer.Option(help="Refuse faces the anti-spoofing model calls spoof (server default).")
+]
 
 
 def _faces_table(files: list[Path], results: list[ImageResult], matches: bool = False) -> Table:
-    table = Table("image", "face", "box", "score", "size", *(["subject", "similarity"] if matches else []))
+    extra = ["subject", "similarity"] if matches else []
+    table = Table("image", "face", "box", "score", "size", "quality", *extra)
     for path, res in zip(files, results, strict=True):
         if not res.faces:
-            table.add_row(path.name, "-", "no face", "", "")
+            table.add_row(path.name, "-", "no face", "", "", "")
         for j, f in enumerate(res.faces):
             box = ", ".join(f"{v:.0f}" for v in f.box)
-            cells = [path.name, str(j), box, f"{f.score:.3f}", f"{f.size:.0f}"]
-            if matches:
+            quality = f"{f.quality['score']:.2f}" if f.quality else ""
+            cells = [path.name, str(j), box, f"{f.score:.3f}", f"{f.size:.0f}", quality]
+            if f.refused:
+                cells += ["refused", f.refused]
+            elif matches:
                 best = f.matches[0] if f.matches else None
                 who = f"{best.name or best.subject}{'' if best.match else ' (no match)'}" if best else "-"
                 cells += [who, f"{best.similarity:.3f}" if best else ""]
@@ -81,14 +91,16 @@ def verify(
     b: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     url: Url = DEFAULT_URL,
     threshold: Annotated[float | None, typer.Option(help="Cosine threshold (server default).")] = None,
+    min_quality: MinQuality = None,
+    require_live: RequireLive = None,
     as_json: AsJson = False,
 ) -> None:
-    """Same person? Exit code 0 if they match, 1 if not.
+    """Same person? Exit code 0 if they match, 1 if not (2 if a face was refused).
 
-    Example: facepipe verify id_photo.jpg selfie.jpg && echo same
+    Example: facepipe verify id_photo.jpg selfie.jpg --min-quality 0.4 && echo same
     """
     with Client(url) as c:
-        v = c.verify(a, b, threshold)
+        v = c.verify(a, b, threshold, min_quality=min_quality, require_live=require_live)
     if as_json:
         emit_json(v)
     else:
@@ -103,6 +115,8 @@ def identify(
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Candidates per face (1..100).")] = 1,
+    min_quality: MinQuality = None,
+    require_live: RequireLive = None,
     as_json: AsJson = False,
 ) -> None:
     """Who is in these photos (1:N against the gallery)? Exit code 0 if any face matched, 1 if none.
@@ -110,7 +124,7 @@ def identify(
     Example: facepipe identify crowd.jpg -k 3 --json
     """
     with Client(url, api_key) as c:
-        results = c.identify(files, k)
+        results = c.identify(files, k, min_quality=min_quality, require_live=require_live)
     emit_json(results) if as_json else out.print(_faces_table(files, results, matches=True))
     matched = any(m.match for r in results for f in r.faces for m in f.matches or [])
     raise typer.Exit(0 if matched else EXIT_NO_MATCH)

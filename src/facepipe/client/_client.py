@@ -157,13 +157,13 @@ class Client(_Base):
     def embed_aligned(self, images: Sequence[Image]) -> np.ndarray:
         return self._do(calls.embed_aligned(images))
 
-    def verify(self, a: Image, b: Image, threshold: float | None = None) -> Verification:
-        return self._do(calls.verify(a, b, threshold))
+    def verify(self, a: Image, b: Image, threshold: float | None = None, **params: Any) -> Verification:
+        return self._do(calls.verify(a, b, threshold, **params))
 
     def identify(
-        self, images: Sequence[Image], k: int = 1, threshold: float | None = None
+        self, images: Sequence[Image], k: int = 1, threshold: float | None = None, **params: Any
     ) -> list[ImageResult]:
-        return self._do(calls.identify(images, k, threshold))
+        return self._do(calls.identify(images, k, threshold, **params))
 
     def identify_embeddings(self, embeddings: np.ndarray, k: int = 1) -> list[list[Match]]:
         return self._do(calls.identify_embeddings(embeddings, k))
@@ -251,13 +251,13 @@ class AsyncClient(_Base):
     async def embed_aligned(self, images: Sequence[Image]) -> np.ndarray:
         return await self._do(calls.embed_aligned(images))
 
-    async def verify(self, a: Image, b: Image, threshold: float | None = None) -> Verification:
-        return await self._do(calls.verify(a, b, threshold))
+    async def verify(self, a: Image, b: Image, threshold: float | None = None, **params: Any) -> Verification:
+        return await self._do(calls.verify(a, b, threshold, **params))
 
     async def identify(
-        self, images: Sequence[Image], k: int = 1, threshold: float | None = None
+        self, images: Sequence[Image], k: int = 1, threshold: float | None = None, **params: Any
     ) -> list[ImageResult]:
-        return await self._do(calls.identify(images, k, threshold))
+        return await self._do(calls.identify(images, k, threshold, **params))
 
     async def identify_embeddings(self, embeddings: np.ndarray, k: int = 1) -> list[list[Match]]:
         return await self._do(calls.identify_embeddings(embeddings, k))

@@ -52,6 +52,8 @@ class DetectedFace:
     real: bool | None = None
     embedding: np.ndarray | None = None
     matches: list[Match] | None = None  # /v1/identify only (best first); None where not asked
+    quality: dict[str, float] | None = None  # {"score", "sharpness", "yaw", "pitch", "roll", "size", ...}
+    refused: str | None = None  # /v1/identify only: why min_quality or require_live refused this face
 
 
 @dataclass(slots=True)
@@ -110,6 +112,7 @@ _ERRORS: dict[str, type[errors.FacepipeError]] = {
     for c in (
         errors.InvalidInput,
         errors.PayloadTooLarge,
+        errors.UnusableFace,
         errors.UnsupportedMediaType,
         errors.NotFound,
         errors.Conflict,
@@ -166,6 +169,8 @@ def _face(doc: dict[str, Any]) -> DetectedFace:
         live.get("real"),
         None if emb is None else np.asarray(emb, np.float32),
         None if "matches" not in doc else [Match(**m) for m in doc["matches"]],
+        doc.get("quality"),
+        doc.get("refused"),
     )
 
 
@@ -195,17 +200,21 @@ def embed_aligned(images: Sequence[Image]) -> Call[np.ndarray]:
     return Call("POST", "/v1/embed", parse, files=_files(images), data={"aligned": "true"}, rpc="Embed")
 
 
-def verify(a: Image, b: Image, threshold: float | None = None) -> Call[Verification]:
+def verify(a: Image, b: Image, threshold: float | None = None, **params: Any) -> Call[Verification]:
+    """``params``: ``min_quality``, ``require_live`` and the detection parameters."""
+
     def parse(doc: dict[str, Any]) -> Verification:
         faces = [_face(f) for f in doc.get("faces", [])]
         return Verification(doc["similarity"], doc["threshold"], doc["match"], doc.get("model", {}), faces)
 
-    data = _form({"threshold": threshold})
+    data = _form({"threshold": threshold, **params})
     return Call("POST", "/v1/verify", parse, files=_files([a, b]), data=data, rpc="Verify")
 
 
-def identify(images: Sequence[Image], k: int = 1, threshold: float | None = None) -> Call[list[ImageResult]]:
-    data = _form({"k": k, "threshold": threshold})
+def identify(
+    images: Sequence[Image], k: int = 1, threshold: float | None = None, **params: Any
+) -> Call[list[ImageResult]]:
+    data = _form({"k": k, "threshold": threshold, **params})
     return Call("POST", "/v1/identify", _images, files=_files(images), data=data, rpc="Identify")
 
 

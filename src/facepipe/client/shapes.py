@@ -1,7 +1,8 @@
 """The client's records written back in the server's JSON shapes, so that a face reads the same
 everywhere: HTTP and gRPC replies, ``facepipe ... --json``, and a script that dumps what it got.
 ``box`` is ``{"x1", "y1", "x2", "y2"}``, ``liveness`` is ``{"score", "real"}`` and only there when
-asked, ``embedding`` only on embed, ``matches`` only on identify; nothing is written as null."""
+asked, ``quality`` is ``{"score", "sharpness", "yaw", "pitch", "roll", "size", "confidence"}``,
+``embedding`` only on embed, ``matches`` and ``refused`` only on identify; nothing is written as null."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ def face_json(face: DetectedFace) -> dict[str, Any]:
         "size": face.size,
         "landmarks": [list(p) for p in face.landmarks],
     }
+    if face.quality is not None:
+        out["quality"] = face.quality
     if face.liveness is not None:
         out["liveness"] = {"score": face.liveness, "real": face.real}
     if face.embedding is not None:
         out["embedding"] = face.embedding
     if face.matches is not None:
         out["matches"] = [dataclasses.asdict(m) for m in face.matches]
+    if face.refused is not None:
+        out["refused"] = face.refused
     return out
 
 

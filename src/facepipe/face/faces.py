@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from facepipe.face.quality import Quality
 
 
 @dataclass(slots=True, frozen=True)
@@ -24,6 +27,7 @@ class Face:
     crop: np.ndarray | None = None  # aligned 112x112 RGB
     embedding: np.ndarray | None = None
     liveness: float | None = None
+    quality: Quality | None = None  # face/quality.py, written by the face DAG's join
     extra: dict[str, Any] = field(default_factory=dict)  # values of a user's face ops, by op name
 
     @classmethod

@@ -22,6 +22,7 @@ from facepipe.face.embed import EmbedOp
 from facepipe.face.faces import DetectParams, Photo
 from facepipe.face.landmarks_dlib import DlibChipOp
 from facepipe.face.liveness import LivenessOp
+from facepipe.face.quality import QualityOp
 from facepipe.models.bundle import Bundle
 from facepipe.models.repository import Repository
 from facepipe.runtime import RuntimeSpec, pinned, runtime_spec
@@ -117,7 +118,7 @@ def _plain(value: Any) -> Any:
 
 def _join(names: tuple[str, ...], builtin: int, parts: tuple[Any, ...]) -> Photo:
     """The branches' per-face results written into the photo's faces: ``embed``, ``liveness`` (where
-    it runs), then each user face op's values under ``face.extra[name]``."""
+    it runs), ``quality``, then each user face op's values under ``face.extra[name]``."""
     photo: Photo = parts[0]
     results = parts[1:]
     for i, (name, values) in enumerate(zip(names, results, strict=True)):
@@ -130,6 +131,8 @@ def _join(names: tuple[str, ...], builtin: int, parts: tuple[Any, ...]) -> Photo
                 face.embedding = value
             elif i < builtin and name == "liveness":
                 face.liveness = value
+            elif i < builtin and name == "quality":
+                face.quality = value
             else:
                 face.extra[name] = _plain(value)
     return photo
@@ -187,8 +190,9 @@ def _align_factory(embedder: Bundle, detector: str) -> OpFactory:
 
 def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Sequence[Node] = ()) -> Pipeline:
     """The face DAG: decode -> detect (faces with landmarks) -> align, then embed, liveness (when the
-    model is installed; it runs for photos that ask) and each user face op in ``extra`` (default
-    input: ``align``; one value per face) as concurrent branches, joined into the photo."""
+    model is installed; it runs for photos that ask), quality (face/quality.py) and each user face op
+    in ``extra`` (default input: ``align``; one value per face) as concurrent branches, joined into
+    the photo."""
     embed_bundle = embedder(config, repo)
     embed_runtime = embed_spec(config, embed_bundle, detector)  # embed runs the ArcFace op's model
     problem = v1_alignment_problem(embed_bundle)
@@ -208,6 +212,8 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
     if repo.versions("antispoof") and repo.permitted("antispoof"):
         dag.add("liveness", liveness_op, inputs="align", model="antispoof")
         branches.append("liveness")
+    dag.add("quality", QualityOp, inputs="align")
+    branches.append("quality")
     builtin = len(branches)
     for node in extra:
         dag.add(node.name, node.op, inputs=node.inputs or "align", model=node.models)

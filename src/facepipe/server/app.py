@@ -29,6 +29,7 @@ from facepipe.edges.ui import ui_routes
 from facepipe.edges.v1 import v1_route
 from facepipe.engine import App, Node
 from facepipe.engine.tracer import Tracer
+from facepipe.errors import ConfigError
 from facepipe.face import pipelines
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
@@ -67,6 +68,11 @@ def face_service(
         if repo.versions("antispoof") and repo.permitted("antispoof")
         else None
     )
+    if config.face.require_live and spoof is None:
+        raise ConfigError(
+            "face.require_live: true, but the anti-spoofing model 'antispoof' is not installed or not "
+            "permitted (face.pack); run `facepipe models pull` or set face.require_live: false"
+        )
     state.extra.extend(detectors.values())
     dim = embedder.embedding_dim or embedder.outputs[0].shape[-1]
     defaults = face_defaults(config, embedder)
@@ -178,7 +184,7 @@ def build_server(
         gallery = open_gallery(config, faces, data_dir)
         state.checks.append(gallery.write_problem)  # readiness false while the store cannot write
         gallery_cfg = gallery_defaults(config, pipelines.embedder(config, repo).manifest)
-        ops += gallery_operations(GalleryService(gallery, faces, keys, gallery_cfg))
+        ops += gallery_operations(GalleryService(gallery, faces, keys, gallery_cfg, config.enrol))
         parts.append(GalleryPart(gallery))
     if config.tracing.enabled:  # OpenTelemetry is imported only then
         from facepipe.server.tracing import tracing_part
