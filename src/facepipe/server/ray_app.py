@@ -82,6 +82,24 @@ class RpcContext:
         return self.ray.code()
 
 
+REPLICA_HEADER = "x-facepipe-replica"  # on every HTTP answer: which replica (on which node) gave it
+
+
+def answered_by(app: Any, who: str) -> Any:
+    """``app``, whose responses name the replica and node that answered (``REPLICA_HEADER``)."""
+    header = (REPLICA_HEADER.encode(), who.encode())
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        async def send_named(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await app(scope, receive, send_named if scope["type"] == "http" else send)
+
+    return asgi
+
+
 @dataclass(slots=True)
 class ReplicaSpec:
     """What every replica builds its server from (pickled to each replica)."""
@@ -149,7 +167,7 @@ class FacepipeReplica:
         log.info("replica %s serving", self.replica)
 
     def __serve_build_asgi_app__(self) -> Any:
-        return self.server.app
+        return answered_by(self.server.app, f"{self.replica}@{ray.get_runtime_context().get_node_id()}")
 
     async def __del__(self) -> None:
         s = self.server
@@ -178,6 +196,7 @@ def deployment(spec: ReplicaSpec) -> Any:
         "ray_actor_options": {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus},
         "max_ongoing_requests": r.max_ongoing_requests,
         "max_queued_requests": r.max_queued_requests,
+        "backpressure_config": {"status_code": 503, "retry_after_s": r.retry_after_s},
         "graceful_shutdown_timeout_s": spec.config.model_control.drain_timeout_s,
     }
     if r.autoscaling is not None:
