@@ -2,8 +2,9 @@
 
 Ray Serve routes a request to ONE replica, so an admin call (``/v2/repository/models/{m}/load``, its
 gRPC twin, ``/weights``) would change only the replica that answered it. Here the call is appended to
-one ordered log held by a small named actor (``AdminLog``, on the head node, created by ``facepipe serve
---engine ray`` for each deployment), and every replica applies the log in order, each through its own
+one ordered log held by a small named actor (``AdminLog``, on the head node, created by the first
+``facepipe serve --engine ray`` of an application and kept while the cluster runs), and every replica
+applies the log in order, each through its own
 ``ModelControl`` (so each loads, self-tests, swaps and drains as a single server does: no request
 fails during the rollout). A replica started later (autoscaling, a replaced node) replays the whole log
 and ends in the same state. The replica that took the call applies it through the same log, answers
@@ -64,12 +65,11 @@ def log_name(app: str) -> str:
 
 
 def create_log(app: str) -> None:
-    """A fresh log for a (re)deployment of ``app``, on the head node (it outlives worker nodes)."""
-    with contextlib.suppress(ValueError):
-        ray.kill(ray.get_actor(log_name(app), namespace="facepipe"))
+    """The log of ``app``, on the head node (it outlives worker nodes); kept across redeployments, so
+    that replicas of a new deployment (or a scaled one, whose replicas stay) load what was loaded."""
     head = {"node:__internal_head__": 0.001}
     AdminLog.options(  # type: ignore[attr-defined]
-        name=log_name(app), namespace="facepipe", lifetime="detached", resources=head
+        name=log_name(app), namespace="facepipe", lifetime="detached", resources=head, get_if_exists=True
     ).remote()
 
 
