@@ -196,7 +196,7 @@ def _serve_ray(
     try:
         from facepipe.server.ray_app import ReplicaSpec, deploy
     except ImportError as exc:
-        console.print(f"[red]--engine ray needs Ray Serve: pip install 'facepipe[ray]' ({exc})")
+        console.print(f"[red]--engine ray needs Ray Serve: pip install 'facepipe[server,ray]' ({exc})")
         raise typer.Exit(2) from None
     paths = [p.resolve() if p is not None else None for p in (models, data, config)]
     spec = ReplicaSpec(cfg, paths[0], paths[1], paths[2], app_spec)  # type: ignore[arg-type]
