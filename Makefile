@@ -15,7 +15,7 @@ TORCH ?= torch==2.13.0
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[server,plots,dev,paddle]'
+	$(BIN)/python -m pip install -q -e '.[server,plots,dev,paddle,ray]'
 	# paddle2onnx 2.1.0 pins onnx<=1.17 for a code path facepipe does not use (pyproject: paddle extra)
 	$(BIN)/python -m pip install -q --no-deps 'paddle2onnx==2.1.0'
 	# PyTorch's CPU build (a file on disk on this machine class): the torch runtime's tests run on CPU

@@ -76,6 +76,12 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"enrol": {"min_quality": 1.5}}, "enrol.min_quality"),
         ({"enrol": {"min_quality": "high"}}, "enrol.min_quality"),
         ({"face": {"require_live": "maybe"}}, "face.require_live"),
+        ({"ray": {"replicas": 0}}, "ray.replicas"),
+        ({"ray": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}, "ray.autoscaling"),
+        ({"ray": {"autoscaling": {"target_ongoing_requests": 0}}}, "ray.autoscaling.target_ongoing_requests"),
+        ({"ray": {"max_queued_requests": -2}}, "ray.max_queued_requests"),
+        ({"ray": {"app_name": "a b"}}, "ray.app_name"),
+        ({"ray": {"num_gpus": "one"}}, "ray.num_gpus"),
     ],
 )
 def test_errors_name_the_key_path(raw: dict, path: str) -> None:

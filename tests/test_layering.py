@@ -30,16 +30,17 @@ ALLOWED: dict[str, set[str]] = {
     "tools": {"errors", "client", "protos"},
     "cli": BASE | {"client", "tools", "models", "server", "api", "gallery"},
 }
-# third-party modules a room must not touch (transport stays in edges/, the SDK stays light)
+# third-party modules a room must not touch (transport stays in edges/, the SDK stays light, Ray in server/)
 FOREIGN: dict[str, tuple[str, ...]] = {
-    "engine": ("starlette", "grpc", "uvicorn"),
-    "models": ("starlette", "grpc", "uvicorn"),
-    "runtime": ("starlette", "grpc", "uvicorn"),
-    "face": ("starlette", "grpc", "uvicorn"),
-    "gallery": ("starlette", "grpc", "uvicorn"),
-    "api": ("starlette", "grpc", "uvicorn"),
-    "client": ("openvino", "onnxruntime", "faiss", "torch", "starlette", "uvicorn", "cv2"),
-    "tools": ("openvino", "onnxruntime", "faiss", "torch", "starlette", "uvicorn"),
+    "engine": ("starlette", "grpc", "uvicorn", "ray"),
+    "models": ("starlette", "grpc", "uvicorn", "ray"),
+    "runtime": ("starlette", "grpc", "uvicorn", "ray"),
+    "face": ("starlette", "grpc", "uvicorn", "ray"),
+    "gallery": ("starlette", "grpc", "uvicorn", "ray"),
+    "api": ("starlette", "grpc", "uvicorn", "ray"),
+    "client": ("openvino", "onnxruntime", "faiss", "torch", "starlette", "uvicorn", "cv2", "ray"),
+    "tools": ("openvino", "onnxruntime", "faiss", "torch", "starlette", "uvicorn", "ray"),
+    "edges": ("ray",),  # Ray Serve is one way to host the edges: server/ray_app.py adapts them
 }
 
 

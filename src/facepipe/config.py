@@ -190,6 +190,37 @@ class TracingConfig(_Strict):
         return url
 
 
+class RayAutoscalingConfig(_Strict):
+    """Ray Serve's autoscaler: replicas follow the requests in flight per replica."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: float = Field(32, gt=0)
+    upscale_delay_s: float = Field(3.0, ge=0)
+    downscale_delay_s: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RayAutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class RayConfig(_Strict):
+    """``facepipe serve --engine ray``: the server as a Ray Serve application (docs/config.md)."""
+
+    app_name: str = Field("facepipe", pattern=r"^[A-Za-z0-9_.-]+$")
+    replicas: int = Field(1, ge=1, le=1024)
+    autoscaling: RayAutoscalingConfig | None = None
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    max_ongoing_requests: int = Field(64, ge=1)
+    max_queued_requests: int = Field(-1, ge=-1, description="-1: no limit at Ray's routers")
+    retry_after_s: int = Field(1, ge=0, le=3600)
+    metrics_interval_s: float = Field(5.0, ge=0, description="0: no export through Ray's metrics")
+    admin_timeout_s: float = Field(60.0, gt=0)
+
+
 class Config(_Strict):
     http_port: int = Field(9998, ge=0, le=65535)
     rpc_port: int = Field(18091, ge=0, le=65535)
@@ -208,6 +239,7 @@ class Config(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     model_control: ModelControlConfig = ModelControlConfig()
     tracing: TracingConfig = TracingConfig()
+    ray: RayConfig = RayConfig()
 
     @model_validator(mode="after")
     def _live_needs_a_liveness_model(self) -> Config:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -141,11 +141,20 @@ def serve(
         str | None,
         typer.Option("--app", help="A user's app to serve too: module:attr (a facepipe.engine.App)."),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local: this host's processes; ray: a Ray Serve application (facepipe[ray]).")
+    ] = "local",
+    address: Annotated[
+        str, typer.Option(help="--engine ray: the Ray cluster (auto, ray://host:10001, host:6379).")
+    ] = "auto",
 ) -> None:
     """Serve the ArcFace seed service, every bundle over KServe v2, health and metrics (and the
     services of a user's app, over the same edges).
 
     Example: facepipe serve --config config.yml --app examples.web_service:app
+
+    With --engine ray the same server is deployed as a Ray Serve application on a running Ray cluster
+    (config section ray:, README "Scaling out"); the command returns once every replica serves.
     """
     need_server("serve")
     import asyncio
@@ -165,6 +174,11 @@ def serve(
     overrides = {"http_port": http_port, "rpc_port": rpc_port, "host": host, "log_dir": log_dir}
     cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     data.mkdir(parents=True, exist_ok=True)
+    if engine == "ray":
+        _serve_ray(cfg, models, data, config, app_spec, address)
+        return
+    if engine != "local":
+        raise typer.BadParameter(f"--engine: expected local or ray, got {engine!r}")
     if cfg.worker_num == 1:
         asyncio.run(build_server(cfg, models, data, config_path=config, user_app=user_app).run())
         return
@@ -174,3 +188,22 @@ def serve(
         asyncio.run(one.run())
 
     raise typer.Exit(serve_workers(cfg.worker_num, cfg.host, cfg.http_port, worker))
+
+
+def _serve_ray(
+    cfg: Any, models: Path, data: Path, config: Path | None, app_spec: str | None, address: str
+) -> None:
+    try:
+        from facepipe.server.ray_app import ReplicaSpec, deploy
+    except ImportError as exc:
+        console.print(f"[red]--engine ray needs Ray Serve: pip install 'facepipe[server,ray]' ({exc})")
+        raise typer.Exit(2) from None
+    paths = [p.resolve() if p is not None else None for p in (models, data, config)]
+    spec = ReplicaSpec(cfg, paths[0], paths[1], paths[2], app_spec)  # type: ignore[arg-type]
+    deploy(spec, address)
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+    console.print(
+        f"[green]✓[/] {cfg.ray.app_name} deployed on Ray Serve: http://{host}:{cfg.http_port} "
+        f"gRPC {host}:{cfg.rpc_port} (every node that runs a replica answers on these ports); "
+        f"remove it with: serve delete {cfg.ray.app_name}"
+    )

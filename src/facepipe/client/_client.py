@@ -8,13 +8,13 @@
 Both speak HTTP, or gRPC for the face and gallery operations (``grpc="host:port"``), and have the
 same methods with typed results (``facepipe.client.calls``); server errors raise the
 matching ``facepipe.errors`` class (``NotFound``, ``InvalidInput``, ``Overloaded``, ...). A 503 is
-retried with exponential backoff (``retries`` times) before it is raised.
+retried with exponential backoff (``retries`` times) before it is raised; so are the other failures
+``facepipe.client.retry`` lists (a broken connection, for calls that may be sent twice).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -38,11 +38,11 @@ from facepipe.client.calls import (
     grpc_error,
     server_error,
 )
+from facepipe.client.retry import backoff, may_resend, resend_answer, resend_code
 from facepipe.errors import Overloaded, Unreachable
 from facepipe.protos import face_service_pb2 as face_pb
 
 T = TypeVar("T")
-RETRY_STATUS = 503
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -68,10 +68,6 @@ def unreachable(url: Any, exc: Exception) -> Unreachable:
             "(http_port, 9998 by default); the gRPC port (rpc_port, 18091) is for gRPC clients"
         )
     return Unreachable(f"cannot reach {url}: {exc}")
-
-
-def _backoff(attempt: int, base: float) -> float:
-    return float(base * 2.0**attempt * (0.5 + random.random()))
 
 
 def _request(call: Call[Any]) -> dict[str, Any]:
@@ -129,10 +125,12 @@ class Client(_Base):
             try:
                 r = self._http.request(call.method, call.path, **_request(call))
             except httpx.TransportError as exc:
-                raise unreachable(self._http.base_url, exc) from None
-            if r.status_code != RETRY_STATUS or attempt == self.retries:
-                return _result(call, r)
-            time.sleep(_backoff(attempt, self.backoff_s))
+                if attempt == self.retries or not may_resend(call, exc):
+                    raise unreachable(self._http.base_url, exc) from None
+            else:
+                if not resend_answer(call, r) or attempt == self.retries:
+                    return _result(call, r)
+            time.sleep(backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 
     def _do_grpc(self, call: Call[T]) -> T:
@@ -143,9 +141,9 @@ class Client(_Base):
                 return face_reply(call, reply)
             except grpc_lib.RpcError as exc:
                 code = exc.code().name
-                if code != "UNAVAILABLE" or attempt == self.retries:
+                if not resend_code(call, code) or attempt == self.retries:
                     raise grpc_error(code, exc.details() or code) from None
-            time.sleep(_backoff(attempt, self.backoff_s))
+            time.sleep(backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 
     def detect(self, images: Sequence[Image], **params: Any) -> list[ImageResult]:
@@ -221,10 +219,12 @@ class AsyncClient(_Base):
             try:
                 r = await self._http.request(call.method, call.path, **_request(call))
             except httpx.TransportError as exc:
-                raise unreachable(self._http.base_url, exc) from None
-            if r.status_code != RETRY_STATUS or attempt == self.retries:
-                return _result(call, r)
-            await asyncio.sleep(_backoff(attempt, self.backoff_s))
+                if attempt == self.retries or not may_resend(call, exc):
+                    raise unreachable(self._http.base_url, exc) from None
+            else:
+                if not resend_answer(call, r) or attempt == self.retries:
+                    return _result(call, r)
+            await asyncio.sleep(backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 
     async def _do_grpc(self, call: Call[T]) -> T:
@@ -237,9 +237,9 @@ class AsyncClient(_Base):
                 return face_reply(call, reply)
             except grpc_lib.aio.AioRpcError as exc:
                 code = exc.code().name
-                if code != "UNAVAILABLE" or attempt == self.retries:
+                if not resend_code(call, code) or attempt == self.retries:
                     raise grpc_error(code, exc.details() or code) from None
-            await asyncio.sleep(_backoff(attempt, self.backoff_s))
+            await asyncio.sleep(backoff(attempt, self.backoff_s))
         raise Overloaded("unreachable")  # pragma: no cover
 
     async def detect(self, images: Sequence[Image], **params: Any) -> list[ImageResult]:

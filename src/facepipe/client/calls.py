@@ -313,6 +313,7 @@ def face_reply(call: Call[T], reply: Any) -> T:
 
 
 _BY_GRPC = {c.grpc_status: c for c in _ERRORS.values() if c.grpc_status != "INVALID_ARGUMENT"}
+_BY_GRPC["RESOURCE_EXHAUSTED"] = errors.Overloaded  # Ray Serve's proxy, its queues full
 
 
 def grpc_error(code: str, details: str) -> errors.FacepipeError:

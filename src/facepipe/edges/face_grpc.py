@@ -30,7 +30,9 @@ async def request_inputs(request: Any, metadata: Sequence[tuple[str, Any]]) -> I
     return inputs
 
 
-def handler(ops: Sequence[Operation], edge: Edge) -> grpc.GenericRpcHandler:
+def methods(ops: Sequence[Operation], edge: Edge) -> dict[str, RpcMethod]:
+    """Every operation as a gRPC method of ``facepipe.v1.Face``, by RPC name (wrapped by ``Edge.rpc``)."""
+
     def method(op: Operation) -> RpcMethod:
         async def call(request: Any, context: Any) -> Any:
             out = await op.handler(await request_inputs(request, context.invocation_metadata() or ()))
@@ -40,12 +42,17 @@ def handler(ops: Sequence[Operation], edge: Edge) -> grpc.GenericRpcHandler:
 
         return edge.rpc(call, f"grpc-v1:{op.name}")
 
-    methods = {
-        rpc_name(op): grpc.unary_unary_rpc_method_handler(
-            method(op),
+    return {rpc_name(op): method(op) for op in ops}
+
+
+def handler(rpcs: dict[str, RpcMethod]) -> grpc.GenericRpcHandler:
+    """The methods of ``methods`` as the service ``facepipe.v1.Face`` of a gRPC server."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            call,
             request_deserializer=pb.FaceRequest.FromString,
             response_serializer=pb.FaceReply.SerializeToString,
         )
-        for op in ops
+        for name, call in rpcs.items()
     }
-    return grpc.method_handlers_generic_handler(SERVICE, methods)
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)

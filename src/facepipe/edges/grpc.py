@@ -13,9 +13,9 @@ import grpc
 import numpy as np
 
 from facepipe.api.auth import HEADER
-from facepipe.edges import kserve, seed
+from facepipe.edges import face_grpc, kserve, seed
 from facepipe.edges.kserve import metadata
-from facepipe.edges.observe import Edge, RpcLabel, abort
+from facepipe.edges.observe import Edge, RpcLabel, RpcMethod, abort
 from facepipe.edges.state import ServerState
 from facepipe.errors import FacepipeError, InvalidInput, NotFound, Overloaded
 from facepipe.models.control import ModelControl
@@ -183,7 +183,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 class GrpcEdge:
-    """The gRPC listener, started and stopped with the HTTP server."""
+    """The gRPC listener, started and stopped with the HTTP server; ``face``: the face API's methods
+    (``facepipe.v1.Face``), by RPC name."""
 
     def __init__(
         self,
@@ -192,22 +193,31 @@ class GrpcEdge:
         host: str,
         port: int,
         server_version: str = "",
-        extra: grpc.GenericRpcHandler | None = None,
+        face: dict[str, RpcMethod] | None = None,
     ) -> None:
         self.state, self.edge, self.address = state, edge, f"{host}:{port}"
-        self.server_version, self.extra = server_version, extra
+        self.server_version, self.face = server_version, face
+        self.seed = SeedServicer(state, edge)
+        self.inference = InferenceServicer(state, edge, server_version)
         self.server: grpc.aio.Server | None = None
+
+    def methods(self) -> dict[str, RpcMethod]:
+        """Every method of the three services by its RPC name (unique across them), for a host that
+        routes RPCs by name (Ray Serve's gRPC proxy)."""
+        kserve_names = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name
+        calls: dict[str, RpcMethod] = {"inference": getattr(self.seed, "inference")}  # noqa: B009
+        calls.update({name: getattr(self.inference, name) for name in kserve_names})
+        calls.update(self.face or {})
+        return calls
 
     async def start(self) -> None:
         limit = self.state.max_body_bytes
         options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)]
         server = grpc.aio.server(options=options)
-        seed_grpc.add_PipelineServiceServicer_to_server(SeedServicer(self.state, self.edge), server)  # type: ignore[no-untyped-call]
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(self.state, self.edge, self.server_version), server
-        )
-        if self.extra is not None:  # the caller's own services (the face API)
-            server.add_generic_rpc_handlers((self.extra,))
+        seed_grpc.add_PipelineServiceServicer_to_server(self.seed, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)  # type: ignore[no-untyped-call]
+        if self.face:  # the face API
+            server.add_generic_rpc_handlers((face_grpc.handler(self.face),))
         if server.add_insecure_port(self.address) == 0:
             raise OSError(f"cannot bind gRPC to {self.address}")
         await server.start()

@@ -196,7 +196,7 @@ def build_server(
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]
     routes += [*docs_routes(edge), *ui_routes(state, edge)]
     app = build_app(state, edge, routes, server_version=__version__)
-    grpc_face = face_grpc.handler(ops, edge) if ops else None
+    grpc_face = face_grpc.methods(ops, edge) if ops else None
     parts.insert(1, GrpcEdge(state, edge, config.host, config.rpc_port, __version__, grpc_face))
     name = "pipeline.tracer" + (f".{worker}" if worker else "")
     t = config.dag.tracer
