@@ -11,7 +11,7 @@ import asyncio
 from functools import partial
 from typing import Any
 
-from facepipe.api.gallery import GalleryService
+from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Answer, Inputs, Operation
 from facepipe.errors import InvalidInput
 from facepipe.gallery.collections import Info
@@ -90,6 +90,7 @@ async def delete_collection(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 def collection_operations(svc: GalleryService) -> list[Operation]:
+    """The /v1/collections routes, and every gallery route again under /v1/collections/{name}."""
     one = BASE + "/{collection}"
     table = [
         ("collections_list", "GET", BASE, list_collections, 200),
@@ -98,6 +99,11 @@ def collection_operations(svc: GalleryService) -> list[Operation]:
         ("collections_update", "PATCH", one, update_collection, 200),
         ("collections_delete", "DELETE", one, delete_collection, 200),
     ]
-    return [
+    ops = [
         Operation(name, method, path, partial(fn, svc), status) for name, method, path, fn, status in table
     ]
+    scoped = [  # HTTP only: over gRPC the gallery methods take FaceRequest.collection
+        Operation("collection_" + op.name, op.method, one + op.path[3:], op.handler, op.status, rpc=False)
+        for op in gallery_operations(svc)
+    ]
+    return ops + scoped

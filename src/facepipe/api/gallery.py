@@ -33,7 +33,6 @@ from facepipe.gallery.records import DEFAULT
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
 
 log = logging.getLogger(__name__)
-COLLECTION = "/v1/collections/{collection}"  # + a /v1 gallery path: that route on one collection
 
 
 @dataclass(slots=True)
@@ -302,14 +301,9 @@ def gallery_operations(svc: GalleryService) -> list[Operation]:
         ("identify", "POST", "/v1/identify", identify, 200),
         ("identify_embeddings", "POST", "/v1/identify/embeddings", identify_embeddings, 200),
     ]
-    ops = [
+    return [
         Operation(name, method, path, partial(fn, svc), status) for name, method, path, fn, status in table
     ]
-    scoped = [
-        Operation("collection_" + op.name, op.method, COLLECTION + op.path[3:], op.handler, op.status, False)
-        for op in ops
-    ]
-    return ops + scoped
 
 
 def _search_params(svc: GalleryService, inputs: Inputs) -> tuple[int, float]:
