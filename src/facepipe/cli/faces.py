@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from facepipe.cli.common import DEFAULT_URL, EXIT_NO_MATCH, ApiKey, AsJson, Url, app, emit_json, out
+from facepipe.cli.common import (
+    DEFAULT_URL,
+    EXIT_NO_MATCH,
+    ApiKey,
+    AsJson,
+    CollectionName,
+    Url,
+    app,
+    emit_json,
+    out,
+)
 from facepipe.client import Client, ImageResult
 
 Files = Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")]
@@ -104,12 +114,13 @@ def identify(
     api_key: ApiKey = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Candidates per face (1..100).")] = 1,
     as_json: AsJson = False,
+    collection: CollectionName = None,
 ) -> None:
     """Who is in these photos (1:N against the gallery)? Exit code 0 if any face matched, 1 if none.
 
     Example: facepipe identify crowd.jpg -k 3 --json
     """
-    with Client(url, api_key) as c:
+    with Client(url, api_key, collection=collection) as c:
         results = c.identify(files, k)
     emit_json(results) if as_json else out.print(_faces_table(files, results, matches=True))
     matched = any(m.match for r in results for f in r.faces for m in f.matches or [])

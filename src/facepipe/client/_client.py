@@ -5,6 +5,9 @@
         faces = c.detect(["group.jpg"])[0].faces
         print(c.verify("a.jpg", "b.jpg").match)
 
+``collection="name"``: every gallery call works on that collection (``/v1/collections/{name}/...``;
+its own key as ``api_key``); ``collections()`` and friends manage them with a server admin key.
+
 Both speak HTTP, or gRPC for the face and gallery operations (``grpc="host:port"``), and have the
 same methods with typed results (``facepipe.client.calls``); server errors raise the
 matching ``facepipe.errors`` class (``NotFound``, ``InvalidInput``, ``Overloaded``, ...). A 503 is
@@ -24,6 +27,7 @@ import httpx
 import numpy as np
 
 from facepipe.client import calls
+from facepipe.client import collection_calls as cc
 from facepipe.client.calls import (
     Call,
     Enrolment,
@@ -36,8 +40,10 @@ from facepipe.client.calls import (
     face_reply,
     face_request,
     grpc_error,
+    in_collection,
     server_error,
 )
+from facepipe.client.collection_calls import CollectionInfo
 from facepipe.errors import Overloaded, Unreachable
 from facepipe.protos import face_service_pb2 as face_pb
 
@@ -101,8 +107,10 @@ class _Base:
         retries: int = 3,
         backoff_s: float = 0.05,
         grpc: str | None = None,
+        collection: str | None = None,
     ) -> None:
         self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
+        self._collection = collection
         http = httpx.Client if self.blocking else httpx.AsyncClient
         self._http: Any = http(base_url=url, headers=_headers(api_key), timeout=timeout)
         self._meta = list(_headers(api_key).items())
@@ -123,6 +131,7 @@ class Client(_Base):
             self._channel.close()
 
     def _do(self, call: Call[T]) -> T:
+        call = in_collection(call, self._collection)
         if self._channel is not None and call.rpc:
             return self._do_grpc(call)
         for attempt in range(self.retries + 1):
@@ -199,6 +208,24 @@ class Client(_Base):
     ) -> dict[str, np.ndarray]:
         return self._do(calls.infer(model, inputs, version))
 
+    def collections(self) -> list[CollectionInfo]:
+        return self._do(cc.collections())
+
+    def create_collection(
+        self, name: str, threshold: float | None = None, index: str | None = None
+    ) -> CollectionInfo:
+        """A new collection; its ``keys`` (admin, read) are shown this once."""
+        return self._do(cc.create_collection(name, threshold, index))
+
+    def collection(self, name: str) -> CollectionInfo:
+        return self._do(cc.collection(name))
+
+    def update_collection(self, name: str, threshold: float | None) -> CollectionInfo:
+        return self._do(cc.update_collection(name, threshold))
+
+    def delete_collection(self, name: str) -> tuple[int, int]:
+        return self._do(cc.delete_collection(name))
+
 
 class AsyncClient(_Base):
     blocking = False
@@ -215,6 +242,7 @@ class AsyncClient(_Base):
             await self._channel.close()
 
     async def _do(self, call: Call[T]) -> T:
+        call = in_collection(call, self._collection)
         if self._channel is not None and call.rpc:
             return await self._do_grpc(call)
         for attempt in range(self.retries + 1):
@@ -292,3 +320,20 @@ class AsyncClient(_Base):
         self, model: str, inputs: dict[str, np.ndarray], version: str | None = None
     ) -> dict[str, np.ndarray]:
         return await self._do(calls.infer(model, inputs, version))
+
+    async def collections(self) -> list[CollectionInfo]:
+        return await self._do(cc.collections())
+
+    async def create_collection(
+        self, name: str, threshold: float | None = None, index: str | None = None
+    ) -> CollectionInfo:
+        return await self._do(cc.create_collection(name, threshold, index))
+
+    async def collection(self, name: str) -> CollectionInfo:
+        return await self._do(cc.collection(name))
+
+    async def update_collection(self, name: str, threshold: float | None) -> CollectionInfo:
+        return await self._do(cc.update_collection(name, threshold))
+
+    async def delete_collection(self, name: str) -> tuple[int, int]:
+        return await self._do(cc.delete_collection(name))
