@@ -100,6 +100,20 @@ def insert(
     return Collection(name, threshold, index, now), made
 
 
+def copy(tx: Tx, c: Collection, keys: list[tuple[str, str]]) -> None:
+    """Collection ``c`` with its key digests (``keys``: digest, role), as another store has it."""
+    tx.execute(
+        "INSERT INTO collections (name, threshold, index_kind, created) VALUES (?, ?, ?, ?)",
+        (c.name, c.threshold, c.index, c.created),
+    )
+    for d, role in keys:
+        tx.execute(
+            "INSERT INTO collection_keys (digest, collection, role, created) VALUES (?, ?, ?, ?)",
+            (d, c.name, role, c.created),
+        )
+    Store.log(tx, "collection", c.name)
+
+
 def exists(tx: Tx, name: str) -> bool:
     if name == DEFAULT:
         return True

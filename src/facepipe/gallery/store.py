@@ -319,15 +319,17 @@ class Store(ABC):
         return {(m, v): int(n) for m, v, n in rows}
 
     def embeddings(
-        self, model: tuple[str, str], chunk: int = 65536, collection: str = DEFAULT
+        self, model: tuple[str, str], chunk: int = 65536, collection: str | None = DEFAULT
     ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """(face ids, subject keys, embeddings) of ``collection``'s faces embedded by ``model``, in
-        chunks of ids (each chunk one read: no statement stays open between chunks)."""
+        """(face ids, subject keys, embeddings) of ``collection``'s faces (None: of every one)
+        embedded by ``model``, in chunks of ids (each chunk one read: no statement stays open between
+        chunks)."""
         after = 0
+        where, args = ("WHERE", ()) if collection is None else (IN_COLLECTION + " AND", (collection,))
         while rows := self.rows(
-            f"SELECT f.id, f.subject_id, f.embedding FROM faces f {IN_COLLECTION} AND f.model = ? AND"
+            f"SELECT f.id, f.subject_id, f.embedding FROM faces f {where} f.model = ? AND"
             " f.model_version = ? AND f.id > ? ORDER BY f.id LIMIT ?",
-            (collection, *model, after, chunk),
+            (*args, *model, after, chunk),
         ):
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             vecs = np.frombuffer(b"".join(bytes(r[2]) for r in rows), np.float32).reshape(len(rows), -1)
