@@ -125,6 +125,15 @@ def test_collections_crud_and_their_own_threshold(api: App) -> None:
     assert api.client.get("/v1/collections/shop-1/subjects", headers=H).status_code == 404
 
 
+def test_a_collection_key_passes_protected_inference(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ApiKeys([ADMIN.encode()], [], protect_inference=True))
+    keys = create(app, "a")
+    body = {"embeddings": [[1.0] * DIM, [1.0] * DIM]}
+    assert app.client.post("/v1/verify", json=body).status_code == 401
+    assert app.client.post("/v1/verify", json=body, headers={"x-api-key": keys["read"]}).status_code == 200
+    app.gallery.close()
+
+
 def test_a_deleted_collections_keys_are_unknown(api: App) -> None:
     a = create(api, "a")
     api.client.delete("/v1/collections/a", headers=H)

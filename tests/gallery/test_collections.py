@@ -76,10 +76,9 @@ def test_deleting_a_collection_removes_everything_in_it_and_nothing_else(cols: C
         await b.create_subject("x", "X", {})
         await b.add_faces("x", [face(3), face(4)])
         await cols.gallery("default").create_subject("x", "X", {})
-        digest = collection_store.digest(keys["admin"])
-        assert cols.key_role(digest) == ("b", "admin")
+        assert cols.key_role(keys["admin"]) == ("b", "admin")
         assert await cols.delete("b") == (1, 2)
-        assert cols.key_role(digest) is None and b.dropped and b.faces_count() == 0
+        assert cols.key_role(keys["admin"]) is None and b.dropped and b.faces_count() == 0
         with pytest.raises(NotFound, match="no collection 'b'"):
             cols.gallery("b")
         with pytest.raises(NotFound):
@@ -122,6 +121,11 @@ def test_a_second_process_follows_collections_from_the_log(store_url: str, tmp_p
         c2 = two.gallery("c")  # unknown to two until it looks at the log
         assert c2.identify(vec(5)[None], 1)[0][0].subject_id == "s"
         assert two.threshold("c") == 0.4
+        _, keys = await one.create("d", None, None)
+        assert two.key_role(keys["read"]) == ("d", "read")  # a key made elsewhere: looked up in the log
+        await one.set_threshold("c", 0.7)
+        c2.identify(vec(5)[None], 1)  # a search in any collection passes collection news on
+        assert two.threshold("c") == 0.7
         await one.delete("c")
         assert c2.identify(vec(5)[None], 1) == [[]]  # its next search catches the deletion up
         with pytest.raises(NotFound):

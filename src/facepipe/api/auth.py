@@ -11,7 +11,6 @@ up): a collection's key works on its own collection only, and any other collecti
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from collections.abc import Callable
@@ -47,7 +46,7 @@ def _matches(key: bytes, keys: list[bytes]) -> bool:
     return found
 
 
-CollectionRole = Callable[[str], tuple[str, str] | None]  # key digest -> (collection, admin|read)
+CollectionRole = Callable[[str], tuple[str, str] | None]  # key -> (collection, admin|read)
 
 
 @dataclass(slots=True)
@@ -103,7 +102,7 @@ class ApiKeys:
     def _collection_key(self, key: str | None) -> tuple[str, str] | None:
         if not key or self.collection_role is None:
             return None
-        return self.collection_role(hashlib.sha256(key.encode()).hexdigest())
+        return self.collection_role(key)
 
     def check_server(self, key: str | None) -> None:
         """Managing collections: a server admin key (the config's) only."""

@@ -4,8 +4,9 @@ and keys, sharing the store and its one writer thread.
 The default collection is the gallery the server always had (``/v1/subjects``, ``/v1/identify``);
 the others are rows of the ``collections`` table, made and deleted through ``/v1/collections``. Every
 process follows the store's change log: a ``collection`` change opens, retunes or drops that
-collection's index here, whichever process made it (PostgreSQL wakes us at once; SQLite before the
-next request that names an unknown collection, and each gallery before each search).
+collection's index here, whichever process made it: PostgreSQL wakes us at once; on SQLite each
+gallery's catch-up before a search passes the news on (``Gallery.on_collection``), and a request that
+names an unknown collection, or brings an unknown collection key, looks at the log first.
 """
 
 from __future__ import annotations
@@ -60,31 +61,37 @@ class Collections:
     def _open(self, row: Collection) -> Gallery:
         d = self.default
         kind = cast(Kind, row.index or d.kind)
-        g = Gallery(d.store, d.model, d.dim, kind, collection=row.name, writer=d._writer, **d.opts)
+        g = Gallery(d.store, d.model, d.dim, kind, collection=row.name, writer=d.writer, **d.opts)
         g.created = row.created
+        g.on_collection = self.refresh
         g.load()
         return g
 
     def catch_up(self, force: bool = False) -> None:
         """Apply collection changes since the last look (or all, ``force``), then each gallery's."""
+        self.refresh(force)
+        for g in list(self._galleries.values()):
+            g.catch_up()
+
+    def refresh(self, force: bool = False) -> None:
+        """Apply collection changes since the last look (or all, ``force``): one query if none."""
         with self._lock:
             changes = self.store.changes_since(self._seq, "collection")
             if changes or force:
                 self._seq = max(self._seq, changes[-1][0] if changes else self.store.last_change())
                 self._reconcile()
-        for g in list(self._galleries.values()):
-            g.catch_up()
 
     def _reconcile(self) -> None:
         """Bring the open galleries and the keys in line with the ``collections`` table."""
         rows = {c.name: c for c in sql.collections(self.store)}
+        self.default.on_collection = self.refresh
         for name in [n for n in self._galleries if n != DEFAULT and n not in rows]:
-            self._galleries.pop(name)._drop()
+            self._galleries.pop(name).drop()
         for name, row in rows.items():
             g = self._galleries.get(name)
             if g is None or g.created != row.created:
                 if g is not None:
-                    g._drop()
+                    g.drop()
                 self._galleries[name] = self._open(row)
         self._rows, self._keys = rows, sql.keys(self.store)
 
@@ -105,9 +112,15 @@ class Collections:
         row = self._rows.get(name)
         return None if row is None else row.threshold
 
-    def key_role(self, digest: str) -> tuple[str, Role] | None:
-        """(collection, role) of the collection key with this digest, or None."""
-        return self._keys.get(digest)
+    def key_role(self, key: str) -> tuple[str, Role] | None:
+        """(collection, role) of a collection key, or None (a key that looks like one but is not
+        known yet: another process may have just made it, so the log is looked at first)."""
+        digest = sql.digest(key)
+        found = self._keys.get(digest)
+        if found is None and key.startswith(sql.KEY_PREFIX):
+            self.refresh()
+            found = self._keys.get(digest)
+        return found
 
     def names(self) -> list[str]:
         return [DEFAULT, *sorted(n for n in self._galleries if n != DEFAULT)]
@@ -138,7 +151,7 @@ class Collections:
             except Duplicate:
                 raise Conflict(f"collection {name!r} already exists") from None
 
-        return await self.default._write(insert, self.catch_up)
+        return await self.default.write(insert, self.catch_up)
 
     async def set_threshold(self, name: str, threshold: float | None) -> None:
         if name == DEFAULT:
@@ -151,7 +164,7 @@ class Collections:
                 raise NotFound(f"no collection {name!r}")
             sql.set_threshold(tx, name, threshold)
 
-        await self.default._write(update, self.catch_up)
+        await self.default.write(update, self.catch_up)
 
     async def delete(self, name: str) -> tuple[int, int]:
         """Delete collection ``name`` with everything in it, erased from the store's files:
@@ -164,7 +177,7 @@ class Collections:
                 raise NotFound(f"no collection {name!r}")
             return sql.delete(tx, name)
 
-        out: tuple[int, int] = await self.default._write(delete, self.catch_up)
+        out: tuple[int, int] = await self.default.write(delete, self.catch_up)
         log.info("collection %s deleted: %d subjects, %d faces erased", name, *out)
         return out
 

@@ -64,9 +64,10 @@ class Gallery:
         self.index: ExactIndex | FaissIndex = make_index(kind, dim, **opts)
         self._subject_of: dict[int, str] = {}  # face id -> subject key
         self._names: dict[str, str] = {}  # subject key -> name
-        self._writer = writer or ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
+        self.writer = writer or ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
         self.dropped = False  # the collection was deleted: nothing is indexed or written any more
         self.created: float | None = None  # the collection's creation time (None: the default)
+        self.on_collection: Callable[[], None] | None = None  # told of any collection change it sees
         self._lock = threading.Lock()  # guards the maps and the index against concurrent catch-ups
         self._seq = 0  # the last change-log entry applied
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
@@ -112,10 +113,10 @@ class Gallery:
         )
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
         self.store.close()
 
-    async def _write(self, fn: Callable[[Tx], T], after: Callable[[], None] | None = None) -> T:
+    async def write(self, fn: Callable[[Tx], T], after: Callable[[], None] | None = None) -> T:
         """Run ``fn`` in one transaction on the writer thread, then bring the index up to date
         (``after``: what to catch up instead of this gallery)."""
 
@@ -136,7 +137,7 @@ class Gallery:
                 log.warning("index catch-up after a write failed: %s", exc)
             return out
 
-        return await asyncio.wrap_future(self._writer.submit(run))
+        return await asyncio.wrap_future(self.writer.submit(run))
 
     def write_problem(self) -> str | None:
         """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
@@ -160,7 +161,9 @@ class Gallery:
             for kind, ref in dict.fromkeys((k, r) for _, k, r in changes):
                 if kind == "collection":
                     if ref == self.collection and self._gone():
-                        self._drop()
+                        self.drop()
+                    if self.on_collection is not None:
+                        self.on_collection()
                 elif kind == "subject":
                     if split_key(ref)[0] != self.collection:
                         continue
@@ -178,7 +181,7 @@ class Gallery:
         row = collection_store.collection(self.store, self.collection)
         return row is None or (self.created is not None and row.created != self.created)
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         """The collection is gone (deleted by this or another process): forget every face."""
         self.dropped = True
         self.index = make_index(self.kind, self.dim, **self.opts)
@@ -210,7 +213,7 @@ class Gallery:
             except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
-        return await self._write(insert)
+        return await self.write(insert)
 
     def key(self, sid: str) -> str:
         """The store's key of subject ``sid`` of this collection."""
@@ -230,7 +233,7 @@ class Gallery:
             Store.update_subject(tx, self.key(sid), new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces, self.collection)
 
-        return await self._write(update)
+        return await self.write(update)
 
     async def delete_subject(self, sid: str) -> int:
         def delete(tx: Tx) -> list[int]:
@@ -238,7 +241,7 @@ class Gallery:
                 raise NotFound(f"no subject {sid!r}")
             return Store.delete_subject(tx, self.key(sid))
 
-        removed: list[int] = await self._write(delete)
+        removed: list[int] = await self.write(delete)
         return len(removed)
 
     # -- faces ------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ class Gallery:
                 out.append((rec, old is None))
             return out
 
-        return await self._write(insert)
+        return await self.write(insert)
 
     def face(self, fid: int) -> FaceRecord:
         found = self.store.face(fid)
@@ -292,7 +295,7 @@ class Gallery:
             if found is None or found.collection != self.collection or not Store.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
-        await self._write(delete)
+        await self.write(delete)
 
     # -- search -----------------------------------------------------------------------------
 
