@@ -67,6 +67,12 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ({"auth": {"protect_inference": "maybe"}}, "auth.protect_inference"),
         ({"models": {"m": {"weights": {"1": float("inf")}}}}, "models.m.weights.1"),
         ({"models": {"m": {"weights": {"1": 1e308}}}}, "models.m.weights.1"),
+        ({"tracing": {"endpoint": "collector:4317"}}, "tracing.endpoint"),
+        ({"tracing": {"sample_ratio": 1.5}}, "tracing.sample_ratio"),
+        ({"tracing": {"protocol": "http/json"}}, "tracing.protocol"),
+        ({"tracing": {"enabled": "sometimes"}}, "tracing.enabled"),
+        ({"tracing": {"service_name": ""}}, "tracing.service_name"),
+        ({"tracing": {"exporter": "zipkin"}}, "tracing.exporter"),
     ],
 )
 def test_errors_name_the_key_path(raw: dict, path: str) -> None:

@@ -34,7 +34,7 @@ class DagConfig(_Strict):
 
 class LocalServiceConf(_Strict):
     model_config_: str = Field("", alias="model_config")
-    devices: str = ""
+    devices: str = Field("", pattern=r"^\s*(\d+\s*(,\s*\d+\s*)*)?$", description="GPU indices, e.g. 0,1")
     device_type: int = Field(0, ge=0)
     thread_num: int = Field(1, ge=1)
     precision: str = Field("auto", pattern="^(auto|AUTO|fp32|FP32|fp16|FP16|bf16|BF16)$")
@@ -162,6 +162,24 @@ class ModelControlConfig(_Strict):
     sticky_header: str = "x-variant-key"
 
 
+class TracingConfig(_Strict):
+    """OpenTelemetry spans per request (edge, each op, the gallery) exported over OTLP. Unset keys
+    fall back to the standard OTEL_* environment variables, then to the defaults (docs/config.md)."""
+
+    enabled: bool = False
+    endpoint: str | None = Field(None, description="OTLP collector URL; unset: OTEL_EXPORTER_OTLP_*")
+    protocol: Literal["grpc", "http/protobuf"] | None = None
+    service_name: str | None = Field(None, min_length=1)
+    sample_ratio: float | None = Field(None, ge=0, le=1, description="share of new traces recorded")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (http://127.0.0.1:4317)")
+        return url
+
+
 class Config(_Strict):
     http_port: int = Field(9998, ge=0, le=65535)
     rpc_port: int = Field(18091, ge=0, le=65535)
@@ -178,6 +196,7 @@ class Config(_Strict):
     auth: AuthConfig = AuthConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     model_control: ModelControlConfig = ModelControlConfig()
+    tracing: TracingConfig = TracingConfig()
 
     def op_config(self, name: str) -> OpConfig:
         if name in self.op:

@@ -2,10 +2,11 @@
 ``facepipe_requests`` under a label from a closed set, and turns any exception into the protocol's own
 error form. Handlers raise; they never build error responses or touch metrics themselves.
 
-HTTP handlers are wrapped by ``Edge.route``; gRPC methods by ``Edge.rpc``. A cancelled call (client gone,
-gRPC cancellation) is counted as ``cancelled``, never as ``ok``. Once an HTTP handler has read its body
-(``body_read``), the connection is watched: a client that disconnects cancels the handler, and the
-pipeline items it queued are skipped (engine/stage.py).
+HTTP handlers are wrapped by ``Edge.route``; gRPC methods by ``Edge.rpc``. While tracing is on
+(engine/spans.py), each call is a root span, continuing the caller's W3C ``traceparent``. A cancelled
+call (client gone, gRPC cancellation) is counted as ``cancelled``, never as ``ok``. Once an HTTP
+handler has read its body (``body_read``), the connection is watched: a client that disconnects
+cancels the handler, and the pipeline items it queued are skipped (engine/stage.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from facepipe.engine import spans
 from facepipe.engine.metrics import Metrics
 from facepipe.errors import FacepipeError, as_facepipe_error
 
@@ -55,8 +57,9 @@ class Edge:
 
     def wrap(self, handler: HttpHandler, label: Label, form: HttpForm) -> HttpHandler:
         async def endpoint(request: Request) -> Response:
-            t0, status = time.perf_counter(), "ok"
+            t0, status, answer = time.perf_counter(), "ok", None
             name = label if isinstance(label, str) else "unknown"
+            span = spans.active.request("http", request.headers) if spans.active is not None else None
             request.scope[BODY_READ] = asyncio.Event()
             try:
                 name = label if isinstance(label, str) else label(request)
@@ -71,9 +74,12 @@ class Edge:
             except Exception as exc:
                 err = _mapped(exc, name)
                 status = err.code
-                return form(err, request)
+                answer = form(err, request)
+                return answer
             finally:
                 self.metrics.observe(name, status, time.perf_counter() - t0)
+                if span is not None:
+                    span.end(name, status, answer.status_code if answer is not None else None)
 
         return endpoint
 
@@ -84,8 +90,9 @@ class Edge:
 
     def rpc(self, method: RpcMethod, label: RpcLabel, form: RpcForm = abort) -> RpcMethod:
         async def call(request: Any, context: Any) -> Any:
-            t0, status = time.perf_counter(), "ok"
+            t0, status, http_status = time.perf_counter(), "ok", None
             name = label if isinstance(label, str) else "unknown"
+            span = spans.active.request("grpc", _metadata(context)) if spans.active is not None else None
             try:
                 name = label if isinstance(label, str) else label(request)
                 return await method(request, context)
@@ -97,10 +104,12 @@ class Edge:
                     status = str(context.code()).removeprefix("StatusCode.").lower()
                     raise
                 err = _mapped(exc, name)
-                status = err.code
+                status, http_status = err.code, err.http_status
                 return await form(err, context)
             finally:
                 self.metrics.observe(name, status, time.perf_counter() - t0)
+                if span is not None:
+                    span.end(name, status, http_status)
 
         return call
 
@@ -138,6 +147,11 @@ async def _unless_disconnected(work: Awaitable[Response], request: Request) -> R
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     return None
+
+
+def _metadata(context: Any) -> dict[str, str]:
+    """A gRPC call's text metadata (``traceparent`` among it) as a carrier for the tracing seam."""
+    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
 
 
 def _aborted(exc: Exception, context: Any) -> bool:

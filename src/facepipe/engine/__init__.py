@@ -13,6 +13,7 @@ from facepipe.engine.model import Model, Models, Session
 from facepipe.engine.op import Chain, FunctionOp, Op, OpFactory, per_item
 from facepipe.engine.pipeline import Pipeline, Result
 from facepipe.engine.seed_op import SeedOp
+from facepipe.engine.worker import worker_index
 from facepipe.errors import InvalidInput  # raise it for a bad request: the client gets why (HTTP 400)
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "Session",
     "Tensor",
     "per_item",
+    "worker_index",
 ]

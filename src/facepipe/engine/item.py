@@ -23,6 +23,7 @@ class Item:
     profile: list[tuple[str, float, float]] = field(default_factory=list)  # (stage, queued_ms, run_ms)
     tags: dict[str, str] = field(default_factory=dict)
     flow: Any = None  # the request's progress through a DAG (pipeline.Flow); None on a line
+    trace: Any = None  # the request's trace context (engine/spans.py); None: not traced
 
 
 def resolve_all(done: list[tuple[Item, Any]]) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from facepipe.engine import spans
 from facepipe.engine.item import Item, resolve_all
 from facepipe.engine.op import OpFactory
 from facepipe.engine.stage import Stage, StageConfig
@@ -109,6 +110,8 @@ class Pipeline:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         item = Item(payload, loop.create_future(), loop, time.monotonic() + timeout)
         item.request_id = request_id or next(self._ids)
+        if spans.active is not None:
+            item.trace = spans.active.capture()
         if not self._linear:
             item.flow = Flow([len(ins) for ins in self.inputs])
         self.in_flight += 1
@@ -200,6 +203,7 @@ def _branch(item: Item, payload: Any) -> Item:
         profile=item.profile,
         tags=item.tags,
         flow=item.flow,
+        trace=item.trace,
     )
 
 

@@ -19,15 +19,17 @@ from typing import Any, NoReturn
 
 from facepipe.engine import heap
 from facepipe.engine.op import OpFactory
+from facepipe.engine.worker import as_worker, worker_index
 
 log = logging.getLogger(__name__)
 _READY, _OK, _ERROR = "ready", "ok", "error"
 
 
-def _child(factory: OpFactory, conn: Connection) -> None:
+def _child(factory: OpFactory, conn: Connection, index: int) -> None:
     try:
-        op = factory()
-        op.setup()
+        with as_worker(index):
+            op = factory()
+            op.setup()
         heap.settle()
     except BaseException as exc:  # reported to the parent, which raises it
         conn.send((_ERROR, _portable(exc)))
@@ -60,7 +62,7 @@ class ProcessOp:
     def setup(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        args = (self.factory, child)
+        args = (self.factory, child, worker_index())
         self._proc = ctx.Process(target=_child, args=args, name=f"op-{self.name}", daemon=True)
         self._proc.start()
         child.close()

@@ -19,11 +19,13 @@ from functools import partial
 from typing import Any
 
 from facepipe.config import Config, OpConfig
+from facepipe.engine import spans
 from facepipe.engine.batcher import Batcher
 from facepipe.engine.item import Item, resolve_all
 from facepipe.engine.op import OpFactory
 from facepipe.engine.process_op import ProcessOp
 from facepipe.engine.stats import StageStats
+from facepipe.engine.worker import as_worker
 from facepipe.errors import DeadlineExceeded, FacepipeError, Overloaded
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class Stage:
     def start(self) -> None:
         """Start the workers and wait until every one has built its op (raises the first setup error)."""
         for i in range(self.config.concurrency):
-            t = threading.Thread(target=self._worker, name=f"{self.name}-{i}", daemon=True)
+            t = threading.Thread(target=self._worker, args=(i,), name=f"{self.name}-{i}", daemon=True)
             t.start()
             self._threads.append(t)
         self._ready.wait()
@@ -87,10 +89,11 @@ class Stage:
         except queue.Full:
             raise Overloaded(f"stage {self.name}: queue full ({self._batcher.capacity} items)") from None
 
-    def _worker(self) -> None:
+    def _worker(self, index: int) -> None:
         try:
-            op = self._factory()
-            op.setup()
+            with as_worker(index):
+                op = self._factory()
+                op.setup()
         except BaseException as exc:
             log.exception("stage %s: worker setup failed", self.name)
             self._setup_errors.append(exc)
@@ -126,8 +129,25 @@ class Stage:
         )
         for item in live:
             item.profile.append((self.name, (started - item.entered) * 1e3, (finished - started) * 1e3))
+        traced = self._traced(live, results, started, finished) if spans.active is not None else None
         self._forward(live, results)
         self.stats.out_ms += (time.monotonic() - finished) * 1e3
+        if traced is not None and spans.active is not None:  # recorded once the items have moved on
+            spans.active.batch(traced)
+
+    def _traced(
+        self, live: list[Item], results: list[Any], started: float, finished: float
+    ) -> spans.Batch | None:
+        """The batch as the tracing seam sees it, taken before the items move on (the next stage
+        rewrites their ``entered``); None when none of its requests is traced."""
+        steps = [
+            spans.Step(i.trace, started - i.entered, r if isinstance(r, BaseException) else None)
+            for i, r in zip(live, results, strict=True)
+            if i.trace is not None
+        ]
+        if not steps:
+            return None
+        return spans.Batch(self.name, len(live), started, finished, self.config.process, steps)
 
     def _call(self, op: Any, live: list[Item]) -> list[Any]:
         payloads = [i.payload for i in live]

@@ -151,7 +151,7 @@ class Collections:
             except Duplicate:
                 raise Conflict(f"collection {name!r} already exists") from None
 
-        return await self.default.write(insert, self.catch_up)
+        return await self.default.write(insert, "create_collection", self.catch_up)
 
     async def set_threshold(self, name: str, threshold: float | None) -> None:
         if name == DEFAULT:
@@ -164,7 +164,7 @@ class Collections:
                 raise NotFound(f"no collection {name!r}")
             sql.set_threshold(tx, name, threshold)
 
-        await self.default.write(update, self.catch_up)
+        await self.default.write(update, "update_collection", self.catch_up)
 
     async def delete(self, name: str) -> tuple[int, int]:
         """Delete collection ``name`` with everything in it, erased from the store's files:
@@ -177,7 +177,7 @@ class Collections:
                 raise NotFound(f"no collection {name!r}")
             return sql.delete(tx, name)
 
-        out: tuple[int, int] = await self.default.write(delete, self.catch_up)
+        out: tuple[int, int] = await self.default.write(delete, "delete_collection", self.catch_up)
         log.info("collection %s deleted: %d subjects, %d faces erased", name, *out)
         return out
 

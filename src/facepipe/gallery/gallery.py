@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
-from facepipe.gallery import collection_store
+from facepipe.gallery import collection_store, spans
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
 from facepipe.gallery.records import DEFAULT, split_key, subject_key
 from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
@@ -116,9 +116,10 @@ class Gallery:
         self.writer.shutdown(wait=True)
         self.store.close()
 
-    async def write(self, fn: Callable[[Tx], T], after: Callable[[], None] | None = None) -> T:
+    async def write(self, fn: Callable[[Tx], T], op: str, after: Callable[[], None] | None = None) -> T:
         """Run ``fn`` in one transaction on the writer thread, then bring the index up to date
-        (``after``: what to catch up instead of this gallery)."""
+        (``after``: what to catch up instead of this gallery); traced as ``gallery <op>`` (the wait
+        for the writer included)."""
 
         def run() -> T:
             try:
@@ -137,7 +138,8 @@ class Gallery:
                 log.warning("index catch-up after a write failed: %s", exc)
             return out
 
-        return await asyncio.wrap_future(self.writer.submit(run))
+        with spans.span(f"gallery {op}", {"facepipe.gallery.op": op}):
+            return await asyncio.wrap_future(self.writer.submit(run))
 
     def write_problem(self) -> str | None:
         """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
@@ -213,7 +215,7 @@ class Gallery:
             except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
-        return await self.write(insert)
+        return await self.write(insert, "create_subject")
 
     def key(self, sid: str) -> str:
         """The store's key of subject ``sid`` of this collection."""
@@ -233,7 +235,7 @@ class Gallery:
             Store.update_subject(tx, self.key(sid), new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces, self.collection)
 
-        return await self.write(update)
+        return await self.write(update, "update_subject")
 
     async def delete_subject(self, sid: str) -> int:
         def delete(tx: Tx) -> list[int]:
@@ -241,7 +243,7 @@ class Gallery:
                 raise NotFound(f"no subject {sid!r}")
             return Store.delete_subject(tx, self.key(sid))
 
-        removed: list[int] = await self.write(delete)
+        removed: list[int] = await self.write(delete, "delete_subject")
         return len(removed)
 
     # -- faces ------------------------------------------------------------------------------
@@ -267,7 +269,7 @@ class Gallery:
                 out.append((rec, old is None))
             return out
 
-        return await self.write(insert)
+        return await self.write(insert, "enrol")
 
     def face(self, fid: int) -> FaceRecord:
         found = self.store.face(fid)
@@ -295,7 +297,7 @@ class Gallery:
             if found is None or found.collection != self.collection or not Store.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
-        await self.write(delete)
+        await self.write(delete, "delete_face")
 
     # -- search -----------------------------------------------------------------------------
 
@@ -316,6 +318,16 @@ class Gallery:
         """For each query, the ``k`` most similar subjects (best face of each), best first."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInput(f"embeddings must have {self.dim} values each, got shape {queries.shape}")
+        attributes = {
+            "facepipe.gallery.queries": len(queries),
+            "facepipe.gallery.k": k,
+            "facepipe.gallery.index": self.kind,
+            "facepipe.gallery.collection": self.collection,
+        }
+        with spans.span("gallery identify", attributes):
+            return self._identify(queries, k)
+
+    def _identify(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         if self.store.available():  # else: answer from the index as it is; writes get the 503
             try:
                 self.catch_up()  # what other processes changed

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from facepipe.engine.worker import worker_index
 from facepipe.models.bundle import Bundle
 from facepipe.runtime import precision
 from facepipe.runtime.precision import Choice
@@ -35,12 +36,19 @@ class RuntimeSpec:
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
     index: int = 0
+    devices: tuple[int, ...] = ()  # every GPU listed in ``devices``: worker i runs on devices[i % n]
     precision: str = "auto"  # "auto" (bf16 where native and golden-safe, else fp32), "fp32", "bf16", "fp16"
     engine: str = "auto"  # "auto", "onnxruntime", "openvino" or "torch" (always torch on CUDA)
     cuda_graphs: bool = True
     compile: bool = False  # GPU: torch.compile the module before its CUDA graphs are captured
     compile_cache: str = ""  # torch.compile's on-disk cache; "": ~/.cache/facepipe/torch-compile
     max_batch: int = 0  # largest batch one call takes on a GPU (CUDA graph buckets up to it); 0: 512
+
+    def for_worker(self, worker: int) -> RuntimeSpec:
+        """The spec a stage's worker ``worker`` opens: its own GPU of ``devices`` in turn."""
+        if self.device != "cuda" or len(self.devices) < 2:
+            return self
+        return replace(self, index=self.devices[worker % len(self.devices)])
 
     def without_graphs(self) -> RuntimeSpec:
         """For nets whose input shapes vary per call (MTCNN's P-Net over an image pyramid)."""
@@ -94,6 +102,8 @@ def pinned(bundle: Bundle, spec: RuntimeSpec) -> RuntimeSpec:
 
 
 def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
+    """A session of ``bundle``; called in a stage worker's setup, on that worker's GPU of ``devices``."""
+    spec = spec.for_worker(worker_index())
     engine = engine_of(bundle, spec)
     chosen = precision.resolve(bundle, spec.precision, engine).precision
     if engine == "torch":
@@ -121,16 +131,18 @@ def open_session(bundle: Bundle, spec: RuntimeSpec = CPU) -> Any:
 
 
 def runtime_spec(op: OpConfig) -> RuntimeSpec:
-    """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` (the
-    first listed) with PyTorch; 0 runs on CPU with ``engine`` (``auto``: OpenVINO where it fits)."""
+    """The seed's device keys as a runtime: ``device_type`` 1 (GPU) runs on CUDA ``devices`` with
+    PyTorch, the op's workers spread over the listed GPUs in turn; 0 runs on CPU with ``engine``
+    (``auto``: OpenVINO where it fits)."""
     c = op.local_service_conf
     gpu = c.device_type == 1
-    first = c.devices.split(",")[0].strip()
+    listed = tuple(int(d) for d in c.devices.split(",") if d.strip().isdigit())
     engine = "torch" if gpu else c.engine
     return RuntimeSpec(
         threads=c.thread_num,
         device="cuda" if gpu else "cpu",
-        index=int(first) if first.isdigit() else 0,
+        index=listed[0] if listed else 0,
+        devices=listed,
         precision=c.precision.lower(),
         engine=engine,
         cuda_graphs=c.cuda_graphs,

@@ -184,6 +184,12 @@ def build_server(
         service = GalleryService(gallery, faces, keys, gallery_cfg)
         ops += gallery_operations(service) + collection_operations(service)
         parts.append(GalleryPart(gallery))
+    if config.tracing.enabled:  # OpenTelemetry is imported only then
+        from facepipe.server.tracing import tracing_part
+
+        tracing = tracing_part(config.tracing, __version__)
+        if tracing is not None:
+            parts.append(tracing)  # stopped last: flushes what the others traced while stopping
     edge = Edge(state.metrics)  # every handler of both transports goes through it
     routes = [v1_route(op, edge, config.max_body_bytes) for op in ops]
     routes += [*docs_routes(edge), *ui_routes(state, edge)]
