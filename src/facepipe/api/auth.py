@@ -46,7 +46,8 @@ def _matches(key: bytes, keys: list[bytes]) -> bool:
     return found
 
 
-CollectionRole = Callable[[str], tuple[str, str] | None]  # key -> (collection, admin|read)
+# key, may it look at the store (blocking) -> (collection, admin|read), or None
+CollectionRole = Callable[[str, bool], tuple[str, str] | None]
 
 
 @dataclass(slots=True)
@@ -67,7 +68,7 @@ class ApiKeys:
     def check_inference(self, key: str | None) -> None:
         """Inference (detect, embed, verify, seed, KServe): open unless ``auth.protect_inference``,
         then a read or admin key."""
-        if self.protect_inference and self._collection_key(key) is None:
+        if self.protect_inference and self._collection_key(key, look=False) is None:
             self.check(key, "read")
 
     def role(self, key: str | None) -> Role:
@@ -99,14 +100,16 @@ class ApiKeys:
             raise Forbidden("this API key is read-only: changing the gallery needs an admin key")
         raise Unauthorized("API key not recognised")
 
-    def _collection_key(self, key: str | None) -> tuple[str, str] | None:
+    def _collection_key(self, key: str | None, look: bool = True) -> tuple[str, str] | None:
+        """(collection, role) of a collection's key; ``look``: a key this process does not know may
+        be looked up in the store (blocking: not on the event loop)."""
         if not key or self.collection_role is None:
             return None
-        return self.collection_role(key)
+        return self.collection_role(key, look)
 
     def check_server(self, key: str | None) -> None:
         """Managing collections: a server admin key (the config's) only."""
-        if self._collection_key(key) is not None:
+        if self._collection_key(key, look=False) is not None:
             raise Forbidden("a collection's key cannot manage collections: use a server admin key")
         self.check(key, "write")
 

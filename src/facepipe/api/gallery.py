@@ -47,12 +47,17 @@ class GalleryService:
         self.collections = Collections.open(self.gallery)
         self.keys.collection_role = self.collections.key_role
 
-    def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> Gallery:
+    async def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> Gallery:
         """The gallery of the request's collection, once its key may ``need`` there (checked first:
-        a key of another collection gets 403 whether or not the collection exists)."""
+        a key of another collection gets 403 whether or not the collection exists). Off the event
+        loop: a key or collection this process does not know yet is looked up in the store."""
         name = inputs.path.get("collection") or DEFAULT
-        self.keys.check_collection(inputs.api_key, name, need, name == DEFAULT)
-        return self.collections.gallery(name)
+
+        def check() -> Gallery:
+            self.keys.check_collection(inputs.api_key, name, need, name == DEFAULT)
+            return self.collections.gallery(name)
+
+        return await asyncio.to_thread(check)
 
     def threshold(self, inputs: Inputs) -> float:
         """The request's collection's identify threshold (the config's for the default)."""
@@ -167,7 +172,7 @@ async def faces_to_enrol(
 
 
 async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     doc = inputs.params
     sid = doc.get("id")
     if sid is not None and not isinstance(sid, str):
@@ -177,7 +182,7 @@ async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     offset = int(number(inputs.params, "offset", 0, 0, 1 << 62))
     count = int(number(inputs.params, "limit", 100, 1, 1000))
     search = str(inputs.params.get("search", ""))
@@ -188,25 +193,25 @@ async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     return subject_json(await asyncio.to_thread(gallery.subject, inputs.path["sid"]))
 
 
 async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     doc = inputs.params
     subject = await gallery.update_subject(inputs.path["sid"], _name(doc, False), metadata_of(doc))
     return subject_json(subject)
 
 
 async def delete_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     sid = inputs.path["sid"]
     return {"deleted": sid, "faces": await gallery.delete_subject(sid)}
 
 
 async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     sid = inputs.path["sid"]
     await asyncio.to_thread(gallery.subject, sid)  # 404 before any detection work
     chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
@@ -219,26 +224,26 @@ async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     sid = inputs.path["sid"]
     faces = await asyncio.to_thread(gallery.faces_of, sid)
     return {"subject": sid, "faces": [record_json(f) for f in faces]}
 
 
 async def get_face(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     return record_json(await asyncio.to_thread(gallery.face, _face_id(inputs)))
 
 
 async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     fid = _face_id(inputs)
     await gallery.delete_face(fid)
     return {"deleted": fid}
 
 
 async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     fid = _face_id(inputs)
     png = await asyncio.to_thread(gallery.crop, fid)
     if png is None:
@@ -247,7 +252,7 @@ async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     gallery.check_model()
     k, threshold = _search_params(svc, inputs)
     photos = await run_photos(svc.faces, inputs)
@@ -264,7 +269,7 @@ async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
-    gallery = svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     doc = inputs.params
     model = doc.get("model")
     if model is not None:

@@ -112,12 +112,13 @@ class Collections:
         row = self._rows.get(name)
         return None if row is None else row.threshold
 
-    def key_role(self, key: str) -> tuple[str, Role] | None:
-        """(collection, role) of a collection key, or None (a key that looks like one but is not
-        known yet: another process may have just made it, so the log is looked at first)."""
+    def key_role(self, key: str, look: bool = True) -> tuple[str, Role] | None:
+        """(collection, role) of a collection key, or None. ``look``: a key that looks like one but
+        is not known yet (another process may have just made it) is looked up in the log first
+        (blocking)."""
         digest = sql.digest(key)
         found = self._keys.get(digest)
-        if found is None and key.startswith(sql.KEY_PREFIX):
+        if found is None and look and key.startswith(sql.KEY_PREFIX):
             self.refresh()
             found = self._keys.get(digest)
         return found
