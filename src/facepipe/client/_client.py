@@ -43,7 +43,6 @@ from facepipe.client.calls import (
     in_collection,
     server_error,
 )
-from facepipe.client.collection_calls import CollectionInfo
 from facepipe.errors import Overloaded, Unreachable
 from facepipe.protos import face_service_pb2 as face_pb
 
@@ -118,7 +117,7 @@ class _Base:
         self._channel: Any = channel(grpc) if grpc else None
 
 
-class Client(_Base):
+class Client(cc.CollectionMethods, _Base):
     def __enter__(self) -> Client:
         return self
 
@@ -208,26 +207,8 @@ class Client(_Base):
     ) -> dict[str, np.ndarray]:
         return self._do(calls.infer(model, inputs, version))
 
-    def collections(self) -> list[CollectionInfo]:
-        return self._do(cc.collections())
 
-    def create_collection(
-        self, name: str, threshold: float | None = None, index: str | None = None
-    ) -> CollectionInfo:
-        """A new collection; its ``keys`` (admin, read) are shown this once."""
-        return self._do(cc.create_collection(name, threshold, index))
-
-    def collection(self, name: str) -> CollectionInfo:
-        return self._do(cc.collection(name))
-
-    def update_collection(self, name: str, threshold: float | None) -> CollectionInfo:
-        return self._do(cc.update_collection(name, threshold))
-
-    def delete_collection(self, name: str) -> tuple[int, int]:
-        return self._do(cc.delete_collection(name))
-
-
-class AsyncClient(_Base):
+class AsyncClient(cc.AsyncCollectionMethods, _Base):
     blocking = False
 
     async def __aenter__(self) -> AsyncClient:
@@ -320,20 +301,3 @@ class AsyncClient(_Base):
         self, model: str, inputs: dict[str, np.ndarray], version: str | None = None
     ) -> dict[str, np.ndarray]:
         return await self._do(calls.infer(model, inputs, version))
-
-    async def collections(self) -> list[CollectionInfo]:
-        return await self._do(cc.collections())
-
-    async def create_collection(
-        self, name: str, threshold: float | None = None, index: str | None = None
-    ) -> CollectionInfo:
-        return await self._do(cc.create_collection(name, threshold, index))
-
-    async def collection(self, name: str) -> CollectionInfo:
-        return await self._do(cc.collection(name))
-
-    async def update_collection(self, name: str, threshold: float | None) -> CollectionInfo:
-        return await self._do(cc.update_collection(name, threshold))
-
-    async def delete_collection(self, name: str) -> tuple[int, int]:
-        return await self._do(cc.delete_collection(name))
