@@ -114,11 +114,17 @@ class ApiKeys:
         self.check(key, "write")
 
     def check_collection(
-        self, key: str | None, collection: str, need: Literal["read", "write"], default: bool
+        self,
+        key: str | None,
+        collection: str,
+        need: Literal["read", "write"],
+        default: bool,
+        look: bool = True,
     ) -> None:
         """Raise unless ``key`` may ``need`` on ``collection`` (``default``: it is the default
-        collection, where the config's keys work as they always did)."""
-        found = self._collection_key(key)
+        collection, where the config's keys work as they always did; ``look``: as for
+        ``_collection_key``)."""
+        found = self._collection_key(key, look)
         if found is not None:
             owner, role = found
             if owner != collection:

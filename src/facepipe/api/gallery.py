@@ -25,7 +25,7 @@ from facepipe.api.face import FaceService, embed_crops, face_json, flag, number,
 from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import GalleryConfig
-from facepipe.errors import InvalidInput
+from facepipe.errors import InvalidInput, NotFound, Unauthorized
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.collections import Collections
 from facepipe.gallery.gallery import Gallery, Match
@@ -49,15 +49,18 @@ class GalleryService:
 
     async def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> Gallery:
         """The gallery of the request's collection, once its key may ``need`` there (checked first:
-        a key of another collection gets 403 whether or not the collection exists). Off the event
-        loop: a key or collection this process does not know yet is looked up in the store."""
+        a key of another collection gets 403 whether or not the collection exists). From memory;
+        a key or collection this process does not know yet is looked up in the store, off the loop."""
         name = inputs.path.get("collection") or DEFAULT
 
-        def check() -> Gallery:
-            self.keys.check_collection(inputs.api_key, name, need, name == DEFAULT)
-            return self.collections.gallery(name)
+        def check(look: bool) -> Gallery:
+            self.keys.check_collection(inputs.api_key, name, need, name == DEFAULT, look)
+            return self.collections.gallery(name, look)
 
-        return await asyncio.to_thread(check)
+        try:
+            return check(False)
+        except (Unauthorized, NotFound):
+            return await asyncio.to_thread(check, True)
 
     def threshold(self, inputs: Inputs) -> float:
         """The request's collection's identify threshold (the config's for the default)."""

@@ -97,10 +97,11 @@ class Collections:
 
     # -- lookups ----------------------------------------------------------------------------
 
-    def gallery(self, name: str) -> Gallery:
-        """The gallery of collection ``name`` (404 if there is none, after a look at the store)."""
+    def gallery(self, name: str, look: bool = True) -> Gallery:
+        """The gallery of collection ``name`` (404 if there is none, after a look at the store
+        unless not ``look``: that is blocking)."""
         g = self._galleries.get(name)
-        if g is None or g.dropped:
+        if look and (g is None or g.dropped):
             self.catch_up()
             g = self._galleries.get(name)
         if g is None or g.dropped:
