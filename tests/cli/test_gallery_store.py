@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from facepipe.gallery import collection_store
 from facepipe.gallery.backends import open_store
-from tests.gallery.test_archive import fill, snapshot
+from tests.gallery.test_archive import fill, fill_collection, snapshot
 from tests.pg_server import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +81,24 @@ def test_export_import_migrate(postgres: PgServer, tmp_path: Path) -> None:
 def test_a_model_must_be_name_and_version(spec: str, tmp_path: Path) -> None:
     done = facepipe("gallery", "import", __file__, "--store", "sqlite:///x.db", "--model", spec, cwd=tmp_path)
     assert done.returncode == 2 and "is not NAME/VERSION" in done.stderr
+
+
+def test_export_one_collection_and_import_it_into_another(tmp_path: Path) -> None:
+    source = open_store("sqlite:///src.db", tmp_path)
+    fill(source, subjects=2, per=1)
+    fill_collection(source, "shop", 3)
+    source.close()
+    done = facepipe(
+        "gallery", "export", "shop.tar", "--store", "sqlite:///src.db", "--data", ".", "--collection", "shop",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and "3 subjects and 3 faces written" in done.stdout, done.stderr
+    target = open_store("sqlite:///dst.db", tmp_path)
+    target.write(lambda tx: collection_store.insert(tx, "branch", None, None))
+    args = ["gallery", "import", "shop.tar", "--store", "sqlite:///dst.db", "--data", "."]
+    refused = facepipe(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and "collection 'shop' is not in the target store" in refused.stderr
+    done = facepipe(*args, "--collection", "branch", cwd=tmp_path)
+    assert done.returncode == 0 and "3 subjects and 3 faces imported" in done.stdout, done.stderr
+    assert [s.id for s in target.subjects(0, 10, collection="branch")[0]] == ["p0-00", "p0-01", "p0-02"]
+    target.close()

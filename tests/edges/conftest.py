@@ -4,7 +4,7 @@ gallery, no models: every route's input handling, auth and error forms, without 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from facepipe.api.auth import ApiKeys
+from facepipe.api.collections import collection_operations
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.limits import PixelBudget
@@ -48,6 +49,8 @@ class App:
     state: ServerState
     gallery: Gallery
     faces: FaceService
+    ops: list[Operation] = field(default_factory=list)
+    service: GalleryService | None = None
 
 
 def make_app(tmp_path: Path, keys: ApiKeys | None = None) -> App:
@@ -57,14 +60,15 @@ def make_app(tmp_path: Path, keys: ApiKeys | None = None) -> App:
     faces.authorize = keys.check_inference
     faces.budget = PixelBudget(1000, 2000)
     gallery = Gallery.open(SqliteStore(tmp_path / "g.db"), ("m", "1"), DIM)
-    ops = face_operations(faces) + gallery_operations(GalleryService(gallery, faces, keys, GalleryConfig()))
+    svc = GalleryService(gallery, faces, keys, GalleryConfig())
+    ops = face_operations(faces) + gallery_operations(svc) + collection_operations(svc)
     ops.append(Operation("echo", "POST", "/echo", echo))
     state = ServerState({}, {}, max_body_bytes=LIMIT)
     state.authorize_inference = keys.check_inference
     edge = Edge(state.metrics)
     routes = [v1_route(op, edge, LIMIT) for op in ops]
     app = build_app(state, edge, [*routes, *docs_routes(edge)])
-    return App(app, TestClient(app, raise_server_exceptions=False), state, gallery, faces)
+    return App(app, TestClient(app, raise_server_exceptions=False), state, gallery, faces, ops, svc)
 
 
 @pytest.fixture

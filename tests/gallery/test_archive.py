@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepipe.errors import Conflict, InvalidInput
+from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.gallery import collection_store
 from facepipe.gallery.archive import export, import_archive
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.store import NewFace, Store
@@ -147,3 +148,53 @@ def test_a_crop_that_does_not_match_its_sha256_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InvalidInput, match="does not match its sha256"):
         import_archive(tmp_path / "bad.tar", target)
     assert target.face_vector(1) is None  # the faces' batch was not written
+
+
+def fill_collection(store: Store, name: str, seed: int) -> None:
+    """Collection ``name`` with three subjects of its own (ids that the default collection has too)."""
+    store.write(lambda tx: collection_store.insert(tx, name, 0.5, None))
+    for s in range(3):
+        sid = f"p0-{s:02d}"
+        store.write(lambda tx, sid=sid: Store.insert_subject(tx, sid, f"{name} {sid}", {}, collection=name))
+        v = np.random.default_rng([seed, s]).standard_normal(128).astype(np.float32)
+        new = NewFace(v / np.linalg.norm(v), f"{name}-{s}", b"crop%d" % s)
+        store.write(lambda tx, sid=sid, new=new: Store.insert_face(tx, f"{name}/{sid}", MODEL, new))
+
+
+def collection_snapshot(store: Store, name: str) -> list[tuple[object, ...]]:
+    subjects, _ = store.subjects(0, 100, collection=name)
+    return [
+        (s.id, s.name, s.faces, [(f.image_sha256, f.created) for f in store.faces_of(s.key)])
+        for s in subjects
+    ]
+
+
+def test_a_collection_exports_alone_and_imports_into_a_named_collection(
+    store_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    source = open_store(store_url, tmp_path)
+    fill(source, subjects=3, per=2)
+    fill_collection(source, "shop", 1)
+    path = tmp_path / "shop.tar"
+    tally = export(source, path, batch=2, collection="shop")
+    assert (tally.subjects, tally.faces) == (3, 3)
+    with tarfile.open(path) as tar:
+        head = json.loads(tar.extractfile("gallery.json").read())  # type: ignore[union-attr]
+    assert head["collection"] == "shop"
+    target = open_store(other_backend(store_url, request, tmp_path), tmp_path)
+    with pytest.raises(NotFound, match="collection 'shop' is not in the target"):
+        import_archive(path, target)  # each row into its own collection: shop does not exist there
+    target.write(lambda tx: collection_store.insert(tx, "branch", None, None))
+    import_archive(path, target, into="branch")
+    got = collection_snapshot(target, "branch")
+    assert [(sid, faces) for sid, _, faces, _ in got] == [("p0-00", 1), ("p0-01", 1), ("p0-02", 1)]
+    assert got == collection_snapshot(source, "shop")  # names, faces, created times as exported
+    assert target.subjects(0, 10)[1] == 0  # nothing went to the default collection
+    whole = tmp_path / "all.tar"
+    export(source, whole)  # every collection, each row with its own
+    target.write(lambda tx: collection_store.insert(tx, "shop", None, None))
+    import_archive(whole, target)
+    assert collection_snapshot(target, "shop") == collection_snapshot(source, "shop")
+    assert snapshot(target) == snapshot(source)  # the default collection's, untouched by shop's
+    source.close()
+    target.close()

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from facepipe.errors import ConfigError, StoreUnavailable
+from facepipe.gallery.collections import Collections
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.pg_store import PostgresStore
 from facepipe.gallery.store import NewFace, Store
@@ -183,3 +184,34 @@ def test_an_unreachable_server_at_start_is_a_config_error_naming_the_key() -> No
     ) as err:
         PostgresStore("postgresql://postgres:secret@127.0.0.1:1/x", connect_timeout_s=1)
     assert "secret" not in str(err.value)  # the URL's password is never in a message
+
+
+def test_notifications_keep_other_servers_collections_in_step(postgres: PgServer) -> None:
+    """A collection made, filled and deleted on one server is opened, indexed and dropped on another
+    by the listener alone (the other never searches nor asks for it meanwhile)."""
+    url = postgres.new_database()
+
+    def server() -> Collections:
+        default = Gallery(PostgresStore(url), MODEL, DIM)
+        default.load()
+        return Collections.open(default)
+
+    one, two = server(), server()
+
+    def faces_on_two(name: str) -> int:
+        return two.gallery(name).faces_count() if name in two.names() else -1
+
+    async def run() -> None:
+        await one.create("site", None, None)
+        within(1.0, lambda: "site" in two.names())
+        g = one.gallery("site")
+        await g.create_subject("ann", "Ann", {})
+        await g.add_faces("ann", [NewFace(vec(7), "sha7", None)])
+        within(1.0, lambda: faces_on_two("site") == 1)
+        assert faces_on_two("default") == 0
+        await one.delete("site")
+        within(1.0, lambda: "site" not in two.names())
+
+    asyncio.run(run())
+    one.close()
+    two.close()

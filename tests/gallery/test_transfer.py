@@ -9,10 +9,18 @@ import numpy as np
 import pytest
 
 from facepipe.errors import InvalidInput
+from facepipe.gallery import collection_store
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.store import NewFace, Store
 from facepipe.gallery.transfer import Cursor, migrate, remaining
-from tests.gallery.test_archive import MODEL, fill, other_backend, snapshot
+from tests.gallery.test_archive import (
+    MODEL,
+    collection_snapshot,
+    fill,
+    fill_collection,
+    other_backend,
+    snapshot,
+)
 
 
 def face(seed: int) -> NewFace:
@@ -98,3 +106,21 @@ def test_a_cursor_of_other_stores_starts_over(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(InvalidInput, match="not a migration cursor"):
         Cursor.load(path, "x", "y")
+
+
+def test_a_migration_carries_collections_with_their_keys(
+    store_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    source = open_store(store_url, tmp_path)
+    fill(source, subjects=2, per=1)
+    fill_collection(source, "shop", 2)
+    target_url = other_backend(store_url, request, tmp_path)
+    target = open_store(target_url, tmp_path)
+    tally = migrate(source, target, Cursor(store_url, target_url), tmp_path / "cursor", batch=2)
+    assert (tally.subjects, tally.faces) == (5, 5)
+    assert collection_store.collections(target) == collection_store.collections(source)
+    assert collection_store.keys(target) == collection_store.keys(source)  # the same keys still work
+    assert collection_snapshot(target, "shop") == collection_snapshot(source, "shop")
+    assert snapshot(target) == snapshot(source)
+    source.close()
+    target.close()

@@ -2,12 +2,18 @@
 
 Keys come from config (``auth.api_keys``, ``auth.read_keys``) and the environment (FACEPIPE_API_KEYS,
 FACEPIPE_READ_KEYS, comma-separated). They are compared in constant time, every key every time.
+
+Collections (``/v1/collections``): the config's admin keys are the server's, good for every collection
+and for managing collections; its read keys read the default collection. Each other collection has
+keys of its own, made with it and kept in the store as SHA-256 digests (``collection_role`` looks one
+up): a collection's key works on its own collection only, and any other collection answers 403.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,11 +46,16 @@ def _matches(key: bytes, keys: list[bytes]) -> bool:
     return found
 
 
+# key, may it look at the store (blocking) -> (collection, admin|read), or None
+CollectionRole = Callable[[str, bool], tuple[str, str] | None]
+
+
 @dataclass(slots=True)
 class ApiKeys:
     admin: list[bytes]
     read: list[bytes]
     protect_inference: bool = False
+    collection_role: CollectionRole | None = None
 
     @classmethod
     def from_config(cls, config: AuthConfig) -> ApiKeys:
@@ -57,7 +68,7 @@ class ApiKeys:
     def check_inference(self, key: str | None) -> None:
         """Inference (detect, embed, verify, seed, KServe): open unless ``auth.protect_inference``,
         then a read or admin key."""
-        if self.protect_inference:
+        if self.protect_inference and self._collection_key(key, look=False) is None:
             self.check(key, "read")
 
     def role(self, key: str | None) -> Role:
@@ -87,4 +98,50 @@ class ApiKeys:
             if need == "read":
                 return
             raise Forbidden("this API key is read-only: changing the gallery needs an admin key")
+        raise Unauthorized("API key not recognised")
+
+    def _collection_key(self, key: str | None, look: bool = True) -> tuple[str, str] | None:
+        """(collection, role) of a collection's key; ``look``: a key this process does not know may
+        be looked up in the store (blocking: not on the event loop)."""
+        if not key or self.collection_role is None:
+            return None
+        return self.collection_role(key, look)
+
+    def check_server(self, key: str | None) -> None:
+        """Managing collections: a server admin key (the config's) only."""
+        if self._collection_key(key, look=False) is not None:
+            raise Forbidden("a collection's key cannot manage collections: use a server admin key")
+        self.check(key, "write")
+
+    def check_collection(
+        self,
+        key: str | None,
+        collection: str,
+        need: Literal["read", "write"],
+        default: bool,
+        look: bool = True,
+    ) -> None:
+        """Raise unless ``key`` may ``need`` on ``collection`` (``default``: it is the default
+        collection, where the config's keys work as they always did; ``look``: as for
+        ``_collection_key``)."""
+        found = self._collection_key(key, look)
+        if found is not None:
+            owner, role = found
+            if owner != collection:
+                raise Forbidden(
+                    f"this API key is collection {owner!r}'s: it cannot read or change collection"
+                    f" {collection!r}"
+                )
+            if need == "write" and role != "admin":
+                raise Forbidden("this API key is read-only: changing the collection needs its admin key")
+            return
+        if default:
+            self.check(key, need)
+            return
+        if not key:
+            raise Unauthorized(f"missing API key: send it in the {HEADER!r} header")
+        if _matches(key.encode(), self.admin):
+            return
+        if _matches(key.encode(), self.read):
+            raise Forbidden(f"this read key is the default collection's: it cannot read {collection!r}")
         raise Unauthorized("API key not recognised")

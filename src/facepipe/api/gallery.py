@@ -2,7 +2,9 @@
 over the face pipeline.
 
 Routes that change the gallery need an admin ``x-api-key``; reading and identifying need a read or
-admin key once any key is configured (see ``facepipe.api.auth``).
+admin key once any key is configured (see ``facepipe.api.auth``). Each operation works on one
+collection: the path's ``{collection}`` (``/v1/collections/{collection}/subjects`` ...; gRPC: the
+request's ``collection``), else the default one; ``api/collections.py`` manages collections.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from facepipe.api.gate import refusal
 from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import EnrolConfig, GalleryConfig
-from facepipe.errors import InvalidInput, UnusableFace
+from facepipe.errors import InvalidInput, NotFound, Unauthorized, UnusableFace
 from facepipe.face.decode import DecodeLimits, decode_image
+from facepipe.gallery.collections import Collections
 from facepipe.gallery.gallery import Gallery, Match
+from facepipe.gallery.records import DEFAULT
 from facepipe.gallery.store import FaceRecord, NewFace, Subject
 
 log = logging.getLogger(__name__)
@@ -44,14 +48,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class GalleryService:
-    gallery: Gallery
+    gallery: Gallery  # the default collection's
     faces: FaceService
     keys: ApiKeys
     config: GalleryConfig
     enrol: EnrolConfig = field(default_factory=EnrolConfig)
+    collections: Collections = field(init=False)
 
-    def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> None:
-        self.keys.check(inputs.api_key, need)
+    def __post_init__(self) -> None:
+        self.collections = Collections.open(self.gallery)
+        self.keys.collection_role = self.collections.key_role
+
+    async def allow(self, inputs: Inputs, need: Literal["read", "write"]) -> Gallery:
+        """The gallery of the request's collection, once its key may ``need`` there (checked first:
+        a key of another collection gets 403 whether or not the collection exists). From memory;
+        a key or collection this process does not know yet is looked up in the store, off the loop."""
+        name = inputs.path.get("collection") or DEFAULT
+
+        def check(look: bool) -> Gallery:
+            self.keys.check_collection(inputs.api_key, name, need, name == DEFAULT, look)
+            return self.collections.gallery(name, look)
+
+        try:
+            return check(False)
+        except (Unauthorized, NotFound):
+            return await asyncio.to_thread(check, True)
+
+    def threshold(self, inputs: Inputs) -> float:
+        """The request's collection's identify threshold (the config's for the default)."""
+        own = self.collections.threshold(inputs.path.get("collection") or DEFAULT)
+        return self.config.identify_threshold if own is None else own
 
 
 def subject_json(s: Subject) -> dict[str, Any]:
@@ -171,50 +197,50 @@ async def faces_to_enrol(
 
 
 async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     doc = inputs.params
     sid = doc.get("id")
     if sid is not None and not isinstance(sid, str):
         raise InvalidInput("id: expected a string")
-    subject = await svc.gallery.create_subject(sid, _name(doc, True) or "", metadata_of(doc) or {})
+    subject = await gallery.create_subject(sid, _name(doc, True) or "", metadata_of(doc) or {})
     return subject_json(subject)
 
 
 async def list_subjects(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     offset = int(number(inputs.params, "offset", 0, 0, 1 << 62))
     count = int(number(inputs.params, "limit", 100, 1, 1000))
     search = str(inputs.params.get("search", ""))
     if len(search) > 256:
         raise InvalidInput("search: expected at most 256 characters")
-    subjects, total = await asyncio.to_thread(svc.gallery.subjects, offset, count, search)
+    subjects, total = await asyncio.to_thread(gallery.subjects, offset, count, search)
     return {"subjects": [subject_json(s) for s in subjects], "total": total, "offset": offset}
 
 
 async def get_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
-    return subject_json(await asyncio.to_thread(svc.gallery.subject, inputs.path["sid"]))
+    gallery = await svc.allow(inputs, "read")
+    return subject_json(await asyncio.to_thread(gallery.subject, inputs.path["sid"]))
 
 
 async def update_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     doc = inputs.params
-    subject = await svc.gallery.update_subject(inputs.path["sid"], _name(doc, False), metadata_of(doc))
+    subject = await gallery.update_subject(inputs.path["sid"], _name(doc, False), metadata_of(doc))
     return subject_json(subject)
 
 
 async def delete_subject(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     sid = inputs.path["sid"]
-    return {"deleted": sid, "faces": await svc.gallery.delete_subject(sid)}
+    return {"deleted": sid, "faces": await gallery.delete_subject(sid)}
 
 
 async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     sid = inputs.path["sid"]
-    await asyncio.to_thread(svc.gallery.subject, sid)  # 404 before any detection work
+    await asyncio.to_thread(gallery.subject, sid)  # 404 before any detection work
     chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
-    rows = await svc.gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
+    rows = await gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
     faces = [
         record_json(rec) | {"image": i, "created": created}
         for (i, _), (rec, created) in zip(chosen, rows, strict=True)
@@ -223,44 +249,44 @@ async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def list_faces(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     sid = inputs.path["sid"]
-    faces = await asyncio.to_thread(svc.gallery.faces_of, sid)
+    faces = await asyncio.to_thread(gallery.faces_of, sid)
     return {"subject": sid, "faces": [record_json(f) for f in faces]}
 
 
 async def get_face(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
-    return record_json(await asyncio.to_thread(svc.gallery.face, _face_id(inputs)))
+    gallery = await svc.allow(inputs, "read")
+    return record_json(await asyncio.to_thread(gallery.face, _face_id(inputs)))
 
 
 async def delete_face(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "write")
+    gallery = await svc.allow(inputs, "write")
     fid = _face_id(inputs)
-    await svc.gallery.delete_face(fid)
+    await gallery.delete_face(fid)
     return {"deleted": fid}
 
 
 async def face_crop(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     fid = _face_id(inputs)
-    png = await asyncio.to_thread(svc.gallery.crop, fid)
+    png = await asyncio.to_thread(gallery.crop, fid)
     if png is None:
         raise InvalidInput(f"face {fid} has no stored crop (gallery.keep_crops was off)")
     return Binary(png, "image/png")
 
 
 async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
-    svc.gallery.check_model()
-    k, threshold = _search_params(svc, inputs.params)
+    gallery = await svc.allow(inputs, "read")
+    gallery.check_model()
+    k, threshold = _search_params(svc, inputs)
     gate = request_gate(svc.faces, inputs.params)
     photos = await run_photos(svc.faces, gated(inputs, gate))
     why = {id(f): refusal(f, gate, svc.faces.spoof_above) for p in photos for f in p.faces}
     if why and all(why.values()):
         raise UnusableFace(f"every face was refused; the first: {next(iter(why.values()))}")
     kept = [f for p in photos for f in p.faces if not why[id(f)]]
-    searched = await _search(svc.gallery, [np.asarray(f.embedding) for f in kept], k)
+    searched = await _search(gallery, [np.asarray(f.embedding) for f in kept], k)
     found = dict(zip(map(id, kept), searched, strict=True))
     results = []
     for i, p in enumerate(photos):
@@ -275,20 +301,20 @@ async def identify(svc: GalleryService, inputs: Inputs) -> Answer:
 
 
 async def identify_embeddings(svc: GalleryService, inputs: Inputs) -> Answer:
-    svc.allow(inputs, "read")
+    gallery = await svc.allow(inputs, "read")
     doc = inputs.params
     model = doc.get("model")
     if model is not None:
         if not isinstance(model, dict) or not {"name", "version"} <= model.keys():
             raise InvalidInput("model: expected {'name': ..., 'version': ...}")
-        svc.gallery.check_model((str(model["name"]), str(model["version"])))
-    svc.gallery.check_model()
+        gallery.check_model((str(model["name"]), str(model["version"])))
+    gallery.check_model()
     embs = inputs.embeddings
     if not isinstance(embs, list) or not embs or len(embs) > 1024:
         raise InvalidInput("embeddings: expected a list of 1 to 1024 embeddings")
-    k, threshold = _search_params(svc, doc)
+    k, threshold = _search_params(svc, inputs)
     found = await _search(
-        svc.gallery, [vector(e, f"embeddings[{i}]", svc.faces.dim) for i, e in enumerate(embs)], k
+        gallery, [vector(e, f"embeddings[{i}]", svc.faces.dim) for i, e in enumerate(embs)], k
     )
     results = [
         {"embedding": i, "matches": [match_json(m, threshold) for m in ms]} for i, ms in enumerate(found)
@@ -317,9 +343,9 @@ def gallery_operations(svc: GalleryService) -> list[Operation]:
     ]
 
 
-def _search_params(svc: GalleryService, params: dict[str, Any]) -> tuple[int, float]:
-    k = int(number(params, "k", svc.config.top_k, 1, 100))
-    return k, number(params, "threshold", svc.config.identify_threshold, -1, 1)
+def _search_params(svc: GalleryService, inputs: Inputs) -> tuple[int, float]:
+    k = int(number(inputs.params, "k", svc.config.top_k, 1, 100))
+    return k, number(inputs.params, "threshold", svc.threshold(inputs), -1, 1)
 
 
 async def _search(g: Gallery, vectors: list[np.ndarray], k: int) -> list[list[Match]]:

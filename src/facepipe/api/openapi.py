@@ -229,11 +229,15 @@ def gallery_paths() -> dict[str, dict[str, Op]]:
 
 
 def document() -> dict[str, Any]:
+    from facepipe.api.openapi_collections import collection_paths, collection_schemas
     from facepipe.api.openapi_paths import admin_paths, kserve_paths, seed_paths, ui_paths
 
+    face, gallery = face_paths(), gallery_paths()
+    identify = {p: face[p] for p in ("/v1/identify", "/v1/identify/embeddings")}
     paths = {
-        **face_paths(),
-        **gallery_paths(),
+        **face,
+        **gallery,
+        **collection_paths(gallery | identify),
         **kserve_paths(),
         **admin_paths(),
         **seed_paths(),
@@ -258,6 +262,7 @@ def document() -> dict[str, Any]:
             for n, d in (
                 ("face", "Detection, embedding, verification"),
                 ("gallery", "Subjects, faces, identification"),
+                ("collections", "Galleries of their own in one server (server admin key)"),
                 ("kserve", "Open Inference Protocol v2"),
                 ("admin", "Model repository control (admin key)"),
                 ("seed", "Paddle Serving pipeline protocol"),
@@ -267,7 +272,7 @@ def document() -> dict[str, Any]:
         ],
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": schemas() | collection_schemas(),
             "responses": responses,
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },

@@ -46,6 +46,7 @@ class Operation:
     path: str
     handler: Handler
     status: int = 200
+    rpc: bool = True  # False: HTTP only (a collection-scoped path; gRPC names the collection in a field)
 
 
 def rpc_name(op: Operation) -> str:

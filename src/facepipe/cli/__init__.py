@@ -6,7 +6,14 @@ import sys
 
 from rich.markup import escape
 
-from facepipe.cli import faces, gallery, gallery_store, server, tools  # noqa: F401  (they register their commands)
+from facepipe.cli import (  # noqa: F401  (they register their commands)
+    collections,
+    faces,
+    gallery,
+    gallery_store,
+    server,
+    tools,
+)
 from facepipe.cli.common import app, console, exit_code
 from facepipe.errors import FacepipeError
 

@@ -36,6 +36,12 @@ Url = Annotated[str, typer.Option("--url", envvar="FACEPIPE_URL", help="Server U
 ApiKey = Annotated[
     str | None, typer.Option("--api-key", envvar="FACEPIPE_API_KEY", help="x-api-key for gallery routes.")
 ]
+CollectionName = Annotated[
+    str | None,
+    typer.Option(
+        "--collection", envvar="FACEPIPE_COLLECTION", help="Gallery collection (default: the default one)."
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 DEFAULT_URL = "http://127.0.0.1:9998"
 # what `pip install 'facepipe[server]'` adds (import names), checked before a server-side command starts

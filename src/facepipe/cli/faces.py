@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from facepipe.cli.common import DEFAULT_URL, EXIT_NO_MATCH, ApiKey, AsJson, Url, app, emit_json, out
+from facepipe.cli.common import (
+    DEFAULT_URL,
+    EXIT_NO_MATCH,
+    ApiKey,
+    AsJson,
+    CollectionName,
+    Url,
+    app,
+    emit_json,
+    out,
+)
 from facepipe.client import Client, ImageResult
 
 Files = Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")]
@@ -118,12 +128,13 @@ def identify(
     min_quality: MinQuality = None,
     require_live: RequireLive = None,
     as_json: AsJson = False,
+    collection: CollectionName = None,
 ) -> None:
     """Who is in these photos (1:N against the gallery)? Exit code 0 if any face matched, 1 if none.
 
     Example: facepipe identify crowd.jpg -k 3 --json
     """
-    with Client(url, api_key) as c:
+    with Client(url, api_key, collection=collection) as c:
         results = c.identify(files, k, min_quality=min_quality, require_live=require_live)
     emit_json(results) if as_json else out.print(_faces_table(files, results, matches=True))
     matched = any(m.match for r in results for f in r.faces for m in f.matches or [])

@@ -20,6 +20,7 @@ from facepipe.cli.common import (
     IMAGE_SUFFIXES,
     ApiKey,
     AsJson,
+    CollectionName,
     DataDir,
     ModelsDir,
     Url,
@@ -117,6 +118,7 @@ def enroll(
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
     batch: Annotated[int, typer.Option(help="Images per request.")] = 8,
+    collection: CollectionName = None,
 ) -> None:
     """Enrol a folder tree: ROOT/<subject id>/*.jpg. Resumable: images already enrolled are skipped
     (and counted). A file the server refuses (not an image, corrupt) is named and left out; the
@@ -125,7 +127,7 @@ def enroll(
     Example: facepipe gallery enroll ./people --api-key $KEY
     """
     tally = Tally()
-    with Client(url, api_key, timeout=120) as c:
+    with Client(url, api_key, timeout=120, collection=collection) as c:
         work = _todo(c, root, tally)
         total = sum(len(files) for _, files, _ in work)
         if total:
@@ -139,9 +141,11 @@ def enroll(
 
 
 @gallery_app.command("list")
-def list_subjects(url: Url = DEFAULT_URL, api_key: ApiKey = None, as_json: AsJson = False) -> None:
+def list_subjects(
+    url: Url = DEFAULT_URL, api_key: ApiKey = None, as_json: AsJson = False, collection: CollectionName = None
+) -> None:
     """List every subject with its number of faces."""
-    with Client(url, api_key) as c:
+    with Client(url, api_key, collection=collection) as c:
         subjects, offset = [], 0
         while True:
             page, total = c.subjects(offset, 1000)
@@ -163,9 +167,10 @@ def delete(
     subjects: Annotated[list[str], typer.Argument(help="Subject ids.")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
+    collection: CollectionName = None,
 ) -> None:
     """Delete subjects and all their faces."""
-    with Client(url, api_key) as c:
+    with Client(url, api_key, collection=collection) as c:
         for sid in subjects:
             out.print(f"deleted {sid} ({c.delete_subject(sid)} faces)")
 

@@ -32,11 +32,14 @@ def export(
     store: StoreUrl,
     data: DataDir = Path("data"),
     batch: Annotated[int, typer.Option(help="Faces per batch.")] = 500,
+    collection: Annotated[
+        str | None, typer.Option(help="Export only this collection (default: every collection).")
+    ] = None,
 ) -> None:
     """Write the whole gallery of a store (subjects, metadata, faces with crops and embeddings with
-    their model version) to a portable archive, streaming (docs/gallery.md).
+    their model version), or one collection of it, to a portable archive, streaming (docs/gallery.md).
 
-    Example: facepipe gallery export gallery.tar --store sqlite:///gallery.db
+    Example: facepipe gallery export shop-1.tar --store sqlite:///gallery.db --collection shop-1
     """
     need_server("gallery export")
     from facepipe.gallery.archive import export as write_archive
@@ -45,8 +48,8 @@ def export(
     source = open_store(store, data)
     try:
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("exporting", total=source.count_after("", 0))
-            tally = write_archive(source, file, batch, lambda n: bar.advance(task, n))
+            task = bar.add_task("exporting", total=source.count_after("", 0, collection))
+            tally = write_archive(source, file, batch, lambda n: bar.advance(task, n), collection)
     finally:
         source.close()
     out.print(f"{tally.subjects} subjects and {tally.faces} faces written to {file}")
@@ -61,6 +64,10 @@ def import_(
     data: DataDir = Path("data"),
     model: Annotated[
         str | None, typer.Option(help="NAME/VERSION: refuse an archive of embeddings made by another model.")
+    ] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option(help="Import everything into this collection (it must exist; default: each row's own)."),
     ] = None,
 ) -> None:
     """Read an archive into a store. Idempotent: subjects it holds (by id) and faces it holds (by
@@ -78,7 +85,7 @@ def import_(
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("importing", total=None)
-            tally = import_archive(file, target, expect, lambda n: bar.advance(task, n))
+            tally = import_archive(file, target, expect, lambda n: bar.advance(task, n), collection)
     finally:
         target.close()
     out.print(
@@ -97,7 +104,8 @@ def migrate(
     ),
     batch: Annotated[int, typer.Option(help="Rows per transaction.")] = 500,
 ) -> None:
-    """Copy a gallery from one store to another (e.g. SQLite to PostgreSQL), in batches. Resumable:
+    """Copy a gallery from one store to another (e.g. SQLite to PostgreSQL), in batches, with its
+    collections (their settings and key digests: their keys keep working). Resumable:
     the cursor file records the last copied subject and face; a re-run continues from there and
     copies nothing twice.
 

@@ -14,10 +14,12 @@ from facepipe.client.calls import (
     Subject,
     Verification,
 )
+from facepipe.client.collection_calls import CollectionInfo
 
 __all__ = [
     "AsyncClient",
     "Client",
+    "CollectionInfo",
     "DetectedFace",
     "Enrolment",
     "FaceInfo",

@@ -5,6 +5,9 @@
         faces = c.detect(["group.jpg"])[0].faces
         print(c.verify("a.jpg", "b.jpg").match)
 
+``collection="name"``: every gallery call works on that collection (``/v1/collections/{name}/...``;
+its own key as ``api_key``); ``collections()`` and friends manage them with a server admin key.
+
 Both speak HTTP, or gRPC for the face and gallery operations (``grpc="host:port"``), and have the
 same methods with typed results (``facepipe.client.calls``); server errors raise the
 matching ``facepipe.errors`` class (``NotFound``, ``InvalidInput``, ``Overloaded``, ...). A 503 is
@@ -24,6 +27,7 @@ import httpx
 import numpy as np
 
 from facepipe.client import calls
+from facepipe.client import collection_calls as cc
 from facepipe.client.calls import (
     Call,
     Enrolment,
@@ -36,6 +40,7 @@ from facepipe.client.calls import (
     face_reply,
     face_request,
     grpc_error,
+    in_collection,
     server_error,
 )
 from facepipe.client.retry import backoff, may_resend, resend_answer, resend_code
@@ -97,8 +102,10 @@ class _Base:
         retries: int = 3,
         backoff_s: float = 0.05,
         grpc: str | None = None,
+        collection: str | None = None,
     ) -> None:
         self.retries, self.backoff_s, self.timeout = retries, backoff_s, timeout
+        self._collection = collection
         http = httpx.Client if self.blocking else httpx.AsyncClient
         self._http: Any = http(base_url=url, headers=_headers(api_key), timeout=timeout)
         self._meta = list(_headers(api_key).items())
@@ -106,7 +113,7 @@ class _Base:
         self._channel: Any = channel(grpc) if grpc else None
 
 
-class Client(_Base):
+class Client(cc.CollectionMethods, _Base):
     def __enter__(self) -> Client:
         return self
 
@@ -119,6 +126,7 @@ class Client(_Base):
             self._channel.close()
 
     def _do(self, call: Call[T]) -> T:
+        call = in_collection(call, self._collection)
         if self._channel is not None and call.rpc:
             return self._do_grpc(call)
         for attempt in range(self.retries + 1):
@@ -198,7 +206,7 @@ class Client(_Base):
         return self._do(calls.infer(model, inputs, version))
 
 
-class AsyncClient(_Base):
+class AsyncClient(cc.AsyncCollectionMethods, _Base):
     blocking = False
 
     async def __aenter__(self) -> AsyncClient:
@@ -213,6 +221,7 @@ class AsyncClient(_Base):
             await self._channel.close()
 
     async def _do(self, call: Call[T]) -> T:
+        call = in_collection(call, self._collection)
         if self._channel is not None and call.rpc:
             return await self._do_grpc(call)
         for attempt in range(self.retries + 1):

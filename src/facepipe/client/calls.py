@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from facepipe import errors
 
 T = TypeVar("T")
 Image = str | Path | bytes
+GALLERY_PATHS = ("/v1/subjects", "/v1/faces", "/v1/identify")  # what a collection scopes
 
 
 @dataclass(slots=True)
@@ -31,6 +33,7 @@ class Call(Generic[T]):
     rpc: str = ""  # the facepipe.v1.Face method of the same operation ("": HTTP only)
     sid: str = ""  # the route's subject id
     fid: int = 0  # the route's face id
+    collection: str = ""  # the gallery collection ("": the default)
 
 
 @dataclass(slots=True)
@@ -305,7 +308,18 @@ def face_request(call: Call[Any]) -> Any:
     images = [f[1][1] for f in call.files or []]
     params = {**(call.data or {}), **(call.params or {})}
     body = json.dumps(call.json) if call.json is not None else ""
-    return pb.FaceRequest(images=images, params=params, json=body, subject=call.sid, face=call.fid)
+    return pb.FaceRequest(
+        images=images, params=params, json=body, subject=call.sid, face=call.fid, collection=call.collection
+    )
+
+
+def in_collection(call: Call[T], collection: str | None) -> Call[T]:
+    """``call`` on gallery ``collection``: under /v1/collections/{name} over HTTP, in the request's
+    ``collection`` over gRPC (other calls, and no collection, unchanged)."""
+    if not collection or not call.path.startswith(GALLERY_PATHS):
+        return call
+    path = f"/v1/collections/{quote(collection, safe='')}{call.path[3:]}"
+    return replace(call, path=path, collection=collection)
 
 
 def face_reply(call: Call[T], reply: Any) -> T:

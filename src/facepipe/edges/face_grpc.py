@@ -25,7 +25,7 @@ async def request_inputs(request: Any, metadata: Sequence[tuple[str, Any]]) -> I
     doc = await jsondoc.aloads(request.json.encode("utf-8", "surrogatepass"), "json") if request.json else {}
     inputs = inputs_from_json(doc, dict(request.params))
     inputs.images = list(request.images) + inputs.images
-    inputs.path = {"sid": request.subject, "fid": str(request.face)}
+    inputs.path = {"sid": request.subject, "fid": str(request.face), "collection": request.collection}
     inputs.api_key = next((str(v) for k, v in metadata if k == HEADER), None)
     return inputs
 
@@ -42,7 +42,7 @@ def methods(ops: Sequence[Operation], edge: Edge) -> dict[str, RpcMethod]:
 
         return edge.rpc(call, f"grpc-v1:{op.name}")
 
-    return {rpc_name(op): method(op) for op in ops}
+    return {rpc_name(op): method(op) for op in ops if op.rpc}
 
 
 def handler(rpcs: dict[str, RpcMethod]) -> grpc.GenericRpcHandler:

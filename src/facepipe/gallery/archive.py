@@ -2,14 +2,17 @@
 members come in this order, so that both export and import stream it (docs/gallery.md):
 
 - ``gallery.json``: ``{"format": "facepipe-gallery", "version": 1, "exported": <unix time>,
-  "collection": null, "models": [{"name", "version", "dim", "faces"}]}``
-- ``subjects/<n>.jsonl``: one subject a line: ``{"id", "name", "metadata", "created"}``
+  "collection": <the collection exported, or null: every one>, "models": [{"name", "version", "dim",
+  "faces"}]}``
+- ``subjects/<n>.jsonl``: one subject a line: ``{"id", "name", "metadata", "created"}``, and
+  ``"collection"`` when it is not the default one (faces too)
 - per batch of faces: the batch's crops, ``crops/<face id>.png``, then ``faces/<n>.jsonl``: one face
   a line: ``{"id", "subject", "model", "model_version", "image_sha256", "quality", "created",
   "embedding": <base64 of little-endian float32>, "crop": <member name or null>, "crop_sha256"}``
 - ``end.json``: ``{"subjects": <count>, "faces": <count>}`` (an archive without it was cut short).
 
-Import writes each members' batch through ``transfer.apply`` (one transaction each, idempotent).
+Import writes each members' batch through ``transfer.apply`` (one transaction each, idempotent),
+each row into its own collection, or all into the one named by ``into``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from facepipe.errors import Conflict, InvalidInput
-from facepipe.gallery.records import FaceRecord, Subject
+from facepipe.gallery.records import DEFAULT, FaceRecord, Subject
 from facepipe.gallery.store import Store
 from facepipe.gallery.transfer import (
     Batch,
@@ -67,10 +70,14 @@ class _Writer:
         self.add(f"{folder}/{self.n:06d}.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
+def _collection(collection: str) -> dict[str, str]:
+    return {} if collection == DEFAULT else {"collection": collection}
+
+
 def _face_line(f: FaceDump) -> dict[str, Any]:
     r = f.record
     crop = None if f.crop is None else f"crops/{r.id}.png"
-    return {
+    return _collection(r.collection) | {
         "id": r.id,
         "subject": r.subject_id,
         "model": r.model,
@@ -85,9 +92,14 @@ def _face_line(f: FaceDump) -> dict[str, Any]:
 
 
 def export(
-    store: Store, path: Path, batch: int = 500, progress: Callable[[int], object] = lambda n: None
+    store: Store,
+    path: Path,
+    batch: int = 500,
+    progress: Callable[[int], object] = lambda n: None,
+    collection: str | None = None,
 ) -> Tally:
-    """Write every subject and face of ``store`` to the archive ``path``, a batch at a time."""
+    """Write every subject and face of ``store`` (of ``collection``; None: of all) to the archive
+    ``path``, a batch at a time."""
     counts = store.model_counts()
     models = [
         {"name": m, "version": v, "dim": d, "faces": counts[m, v]} for (m, v), d in models_of(store).items()
@@ -96,7 +108,7 @@ def export(
         "format": FORMAT,
         "version": VERSION,
         "exported": time.time(),
-        "collection": None,
+        "collection": collection,
         "models": models,
     }
     tally, exported = Tally(), set[str]()
@@ -104,19 +116,13 @@ def export(
     with _create(part) as tar:
         out = _Writer(tar)
         out.add(HEADER, json.dumps(header).encode())
-        for subjects in subject_batches(store, batch):
-            out.lines(
-                "subjects",
-                [
-                    {"id": s.id, "name": s.name, "metadata": s.metadata, "created": s.created}
-                    for s in subjects
-                ],
-            )
-            exported.update(s.id for s in subjects)
+        for subjects in subject_batches(store, batch, collection=collection):
+            out.lines("subjects", [_subject_line(s) for s in subjects])
+            exported.update(s.key for s in subjects)
             tally.subjects += len(subjects)
             progress(len(subjects))
-        for page in face_batches(store, batch):
-            faces = [f for f in page if f.record.subject_id in exported]  # not of a subject made since
+        for page in face_batches(store, batch, collection=collection):
+            faces = [f for f in page if f.record.subject_key in exported]  # not of a subject made since
             for f in faces:
                 if f.crop is not None:
                     out.add(f"crops/{f.record.id}.png", f.crop)
@@ -150,8 +156,20 @@ def _header(data: bytes, target: Store, expect: Model | None) -> set[Model]:
     return set(models)
 
 
+def _subject_line(s: Subject) -> dict[str, Any]:
+    return _collection(s.collection) | {
+        "id": s.id,
+        "name": s.name,
+        "metadata": s.metadata,
+        "created": s.created,
+    }
+
+
 def _subject(row: dict[str, Any]) -> Subject:
-    return Subject(str(row["id"]), str(row["name"]), dict(row["metadata"]), float(row["created"]))
+    collection = str(row.get("collection", DEFAULT))
+    return Subject(
+        str(row["id"]), str(row["name"]), dict(row["metadata"]), float(row["created"]), 0, collection
+    )
 
 
 def _face(row: dict[str, Any], crops: dict[str, bytes]) -> FaceDump:
@@ -164,6 +182,7 @@ def _face(row: dict[str, Any], crops: dict[str, bytes]) -> FaceDump:
         dict(row["quality"]),
         float(row["created"]),
         row["crop"] is not None,
+        str(row.get("collection", DEFAULT)),
     )
     emb = np.frombuffer(base64.b64decode(row["embedding"], validate=True), "<f4").astype(np.float32)
     crop = None
@@ -181,24 +200,29 @@ def _rows(name: str, data: bytes) -> list[dict[str, Any]]:
         raise InvalidInput(f"{name}: not JSON lines ({exc})") from None
 
 
-def _batch(name: str, data: bytes, crops: dict[str, bytes], models: set[Model]) -> Batch:
+def _batch(name: str, data: bytes, crops: dict[str, bytes], models: set[Model], into: str | None) -> Batch:
     try:
         if name.startswith("subjects/"):
-            return Batch(subjects=[_subject(r) for r in _rows(name, data)])
+            return Batch(subjects=[_subject(r) for r in _rows(name, data)], collection=into)
         faces = [_face(r, crops) for r in _rows(name, data)]
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidInput(f"{name}: a line lacks or misspells {exc}") from None
     for f in faces:
         if f.model not in models:
             raise InvalidInput(f"{name}: face {f.record.id} of {f.model}, a model the header does not list")
-    return Batch(faces=faces)
+    return Batch(faces=faces, collection=into)
 
 
 def import_archive(
-    path: Path, target: Store, expect: Model | None = None, progress: Callable[[int], object] = lambda n: None
+    path: Path,
+    target: Store,
+    expect: Model | None = None,
+    progress: Callable[[int], object] = lambda n: None,
+    into: str | None = None,
 ) -> Tally:
     """Read the archive ``path`` into ``target``: what it holds already is skipped (re-importing
-    changes nothing). ``expect``: refuse embeddings of any other model."""
+    changes nothing). ``expect``: refuse embeddings of any other model; ``into``: put everything
+    into this collection (None: each subject into the collection it was exported from)."""
     tally, end, crops = Tally(), None, dict[str, bytes]()
     models: set[Model] | None = None
     with tarfile.open(str(path), "r|*") as tar:
@@ -211,7 +235,7 @@ def import_archive(
             elif member.name.startswith("crops/"):
                 crops[member.name] = data
             elif member.name.startswith(("subjects/", "faces/")):
-                batch = _batch(member.name, data, crops, models)
+                batch = _batch(member.name, data, crops, models, into)
                 tally.add(apply(target, batch))
                 progress(len(batch.subjects) + len(batch.faces))
             elif member.name == END:

@@ -6,6 +6,10 @@ and a searcher never waits for a writer. Several server processes share one stor
 change log before it searches, so an enrolment acknowledged by one is found by all.
 Embeddings belong to the model version that produced them; only faces of the serving model are
 indexed, and searching while faces of another version remain is refused until ``reembed``.
+
+A gallery is one *collection* of the store (``gallery/collections.py`` holds them all, sharing one
+writer thread): it indexes only that collection's faces and follows only its changes. When another
+process deletes the collection, the gallery empties its index at its next catch-up (``dropped``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
-from facepipe.gallery import spans
+from facepipe.gallery import collection_store, spans
 from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
+from facepipe.gallery.records import DEFAULT, split_key, subject_key
 from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
 
 log = logging.getLogger(__name__)
@@ -43,13 +48,26 @@ class Match:
 
 
 class Gallery:
-    def __init__(self, store: Store, model: tuple[str, str], dim: int, kind: Kind = "exact", **opts: Any):
+    def __init__(
+        self,
+        store: Store,
+        model: tuple[str, str],
+        dim: int,
+        kind: Kind = "exact",
+        *,
+        collection: str = DEFAULT,
+        writer: ThreadPoolExecutor | None = None,
+        **opts: Any,
+    ):
         self.store, self.model, self.dim = store, model, dim
-        self.kind, self.opts = kind, opts
+        self.kind, self.opts, self.collection = kind, opts, collection
         self.index: ExactIndex | FaissIndex = make_index(kind, dim, **opts)
-        self._subject_of: dict[int, str] = {}
-        self._names: dict[str, str] = {}
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
+        self._subject_of: dict[int, str] = {}  # face id -> subject key
+        self._names: dict[str, str] = {}  # subject key -> name
+        self.writer = writer or ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
+        self.dropped = False  # the collection was deleted: nothing is indexed or written any more
+        self.created: float | None = None  # the collection's creation time (None: the default)
+        self.on_collection: Callable[[], None] | None = None  # told of any collection change it sees
         self._lock = threading.Lock()  # guards the maps and the index against concurrent catch-ups
         self._seq = 0  # the last change-log entry applied
         self.stale: dict[tuple[str, str], int] = {}  # faces of other model versions, found at load
@@ -69,10 +87,10 @@ class Gallery:
     def load(self) -> None:
         """Build the index and the maps from the store (at start, or after falling far behind)."""
         self._seq = self.store.last_change()
-        self._names = self.store.names()
+        self._names = self.store.names(self.collection)
         self.stale = {m: n for m, n in self.store.model_counts().items() if m != self.model}
         ids, vecs, owners = [], [], []
-        for fids, sids, emb in self.store.embeddings(self.model):
+        for fids, sids, emb in self.store.embeddings(self.model, collection=self.collection):
             if emb.shape[1] != self.dim:
                 raise Conflict(f"stored embeddings have {emb.shape[1]} values, the model gives {self.dim}")
             ids.append(fids)
@@ -86,15 +104,22 @@ class Gallery:
             self.index.build(all_ids, all_vecs)
         elif len(all_ids):
             self.index.add(all_ids, all_vecs)
-        log.info("gallery: %d subjects, %d faces indexed (%s)", len(self._names), len(all_ids), self.model)
+        log.info(
+            "gallery %s: %d subjects, %d faces indexed (%s)",
+            self.collection,
+            len(self._names),
+            len(all_ids),
+            self.model,
+        )
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
         self.store.close()
 
-    async def _write(self, fn: Callable[[Tx], T], op: str) -> T:
-        """Run ``fn`` in one transaction on the writer thread, then bring the index up to date; traced
-        as ``gallery <op>`` (the wait for the writer included)."""
+    async def write(self, fn: Callable[[Tx], T], op: str, after: Callable[[], None] | None = None) -> T:
+        """Run ``fn`` in one transaction on the writer thread, then bring the index up to date
+        (``after``: what to catch up instead of this gallery); traced as ``gallery <op>`` (the wait
+        for the writer included)."""
 
         def run() -> T:
             try:
@@ -108,13 +133,13 @@ class Gallery:
                 raise NotReady(f"the gallery cannot be written: {exc}") from None
             self.write_error = None
             try:
-                self.catch_up()
+                (after or self.catch_up)()
             except StoreUnavailable as exc:  # committed: the listener or the next read catches up
                 log.warning("index catch-up after a write failed: %s", exc)
             return out
 
         with spans.span(f"gallery {op}", {"facepipe.gallery.op": op}):
-            return await asyncio.wrap_future(self._writer.submit(run))
+            return await asyncio.wrap_future(self.writer.submit(run))
 
     def write_problem(self) -> str | None:
         """Why the gallery cannot take writes now (None: it can): readiness turns false meanwhile."""
@@ -136,7 +161,14 @@ class Gallery:
                 self.load()  # fell behind the log's pruning: start over
                 return
             for kind, ref in dict.fromkeys((k, r) for _, k, r in changes):
-                if kind == "subject":
+                if kind == "collection":
+                    if ref == self.collection and self._gone():
+                        self.drop()
+                    if self.on_collection is not None:
+                        self.on_collection()
+                elif kind == "subject":
+                    if split_key(ref)[0] != self.collection:
+                        continue
                     name = self.store.name(ref)
                     if name is None:
                         self._names.pop(ref, None)
@@ -146,12 +178,25 @@ class Gallery:
                     self._apply_face(int(ref))
             self._seq = changes[-1][0]
 
+    def _gone(self) -> bool:
+        """Whether this collection was deleted (or deleted and made anew: another gallery's now)."""
+        row = collection_store.collection(self.store, self.collection)
+        return row is None or (self.created is not None and row.created != self.created)
+
+    def drop(self) -> None:
+        """The collection is gone (deleted by this or another process): forget every face."""
+        self.dropped = True
+        self.index = make_index(self.kind, self.dim, **self.opts)
+        self._subject_of, self._names = {}, {}
+
     def _apply_face(self, fid: int) -> None:
         if fid in self._subject_of:
             self.index.remove([fid])
             del self._subject_of[fid]
         row = self.store.face_vector(fid)
-        if row is not None and row[1] == self.model and row[2].shape == (self.dim,):
+        if row is None or self.dropped or split_key(row[0])[0] != self.collection:
+            return
+        if row[1] == self.model and row[2].shape == (self.dim,):
             self.index.add(np.array([fid], np.int64), row[2][None, :])
             self._subject_of[fid] = row[0]
 
@@ -163,15 +208,21 @@ class Gallery:
             raise InvalidInput(f"id: {sid!r} must be 1-128 letters, digits, '_', '.', '@' or '-'")
 
         def insert(tx: Tx) -> Subject:
+            if not collection_store.exists(tx, self.collection):
+                raise NotFound(f"no collection {self.collection!r}")
             try:
-                return Store.insert_subject(tx, sid, name, metadata)
+                return Store.insert_subject(tx, sid, name, metadata, collection=self.collection)
             except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
-        return await self._write(insert, "create_subject")
+        return await self.write(insert, "create_subject")
+
+    def key(self, sid: str) -> str:
+        """The store's key of subject ``sid`` of this collection."""
+        return subject_key(self.collection, sid)
 
     def subject(self, sid: str) -> Subject:
-        found = self.store.subject(sid)
+        found = self.store.subject(self.key(sid))
         if found is None:
             raise NotFound(f"no subject {sid!r}")
         return found
@@ -181,18 +232,18 @@ class Gallery:
             old = self.subject(sid)
             new_name = old.name if name is None else name
             new_meta = old.metadata if metadata is None else metadata
-            Store.update_subject(tx, sid, new_name, new_meta)
-            return Subject(sid, new_name, new_meta, old.created, old.faces)
+            Store.update_subject(tx, self.key(sid), new_name, new_meta)
+            return Subject(sid, new_name, new_meta, old.created, old.faces, self.collection)
 
-        return await self._write(update, "update_subject")
+        return await self.write(update, "update_subject")
 
     async def delete_subject(self, sid: str) -> int:
         def delete(tx: Tx) -> list[int]:
-            if not Store.has_subject(tx, sid):
+            if not Store.has_subject(tx, self.key(sid)):
                 raise NotFound(f"no subject {sid!r}")
-            return Store.delete_subject(tx, sid)
+            return Store.delete_subject(tx, self.key(sid))
 
-        removed: list[int] = await self._write(delete, "delete_subject")
+        removed: list[int] = await self.write(delete, "delete_subject")
         return len(removed)
 
     # -- faces ------------------------------------------------------------------------------
@@ -204,34 +255,36 @@ class Gallery:
             if f.embedding.shape != (self.dim,):
                 raise InvalidInput(f"embedding has shape {f.embedding.shape}, expected ({self.dim},)")
 
+        key = self.key(sid)
+
         def insert(tx: Tx) -> list[tuple[FaceRecord, bool]]:
-            if not Store.has_subject(tx, sid):
+            if not Store.has_subject(tx, key):
                 raise NotFound(f"no subject {sid!r}")
             out: list[tuple[FaceRecord, bool]] = []
             seen: dict[str, FaceRecord] = {}
             for f in faces:
-                old = seen.get(f.image_sha256) or self.store.face_by_image(sid, f.image_sha256, self.model)
-                rec = old or Store.insert_face(tx, sid, self.model, f)
+                old = seen.get(f.image_sha256) or self.store.face_by_image(key, f.image_sha256, self.model)
+                rec = old or Store.insert_face(tx, key, self.model, f)
                 seen[f.image_sha256] = rec
                 out.append((rec, old is None))
             return out
 
-        return await self._write(insert, "enrol")
+        return await self.write(insert, "enrol")
 
     def face(self, fid: int) -> FaceRecord:
         found = self.store.face(fid)
-        if found is None:
+        if found is None or found.collection != self.collection:
             raise NotFound(f"no face {fid}")
         return found
 
     def subjects(self, offset: int, limit: int, search: str = "") -> tuple[list[Subject], int]:
         """A page of subjects (blocking: call it off the event loop), and how many match in all."""
-        return self.store.subjects(offset, limit, search)
+        return self.store.subjects(offset, limit, search, self.collection)
 
     def faces_of(self, sid: str) -> list[FaceRecord]:
         """The faces of subject ``sid`` (404 if there is no such subject; blocking)."""
         self.subject(sid)
-        return self.store.faces_of(sid)
+        return self.store.faces_of(self.key(sid))
 
     def crop(self, fid: int) -> bytes | None:
         """The stored crop of face ``fid`` (404 if there is no such face; None: kept without one)."""
@@ -240,10 +293,11 @@ class Gallery:
 
     async def delete_face(self, fid: int) -> None:
         def delete(tx: Tx) -> None:
-            if not Store.delete_face(tx, fid):
+            found = self.store.face(fid)
+            if found is None or found.collection != self.collection or not Store.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
-        await self._write(delete, "delete_face")
+        await self.write(delete, "delete_face")
 
     # -- search -----------------------------------------------------------------------------
 
@@ -268,6 +322,7 @@ class Gallery:
             "facepipe.gallery.queries": len(queries),
             "facepipe.gallery.k": k,
             "facepipe.gallery.index": self.kind,
+            "facepipe.gallery.collection": self.collection,
         }
         with spans.span("gallery identify", attributes):
             return self._identify(queries, k)
@@ -284,9 +339,9 @@ class Gallery:
             for row_s, row_i in zip(scores, ids, strict=True):
                 best: dict[str, Match] = {}
                 for s, i in zip(row_s.tolist(), row_i.tolist(), strict=True):
-                    sid = self._subject_of.get(i)
-                    if sid is not None and sid not in best:
-                        best[sid] = Match(sid, self._names.get(sid, ""), s, i)
+                    key = self._subject_of.get(i)
+                    if key is not None and key not in best:
+                        best[key] = Match(split_key(key)[1], self._names.get(key, ""), s, i)
                 out.append(list(best.values())[:k])
         return out
 

@@ -90,6 +90,7 @@ class PostgresStore(Store):
         self._backoff = Backoff()
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self._wakes: list[Callable[[], None]] = []
         self.listening = threading.Event()  # set while the listener is connected and listening
         self._retry = threading.Event()  # cuts the listener's backoff short: the server is back
         self._writer: psycopg.Connection[Any] | None = None
@@ -229,11 +230,17 @@ class PostgresStore(Store):
         return not self._backoff.reason
 
     def follow(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (and every earlier one: a gallery and its collections) on each change."""
+        self._wakes.append(wake)
         if self._listener is None:
             self._listener = threading.Thread(
-                target=self._listen, args=(wake,), name="gallery-listen", daemon=True
+                target=self._listen, args=(self._wake_all,), name="gallery-listen", daemon=True
             )
             self._listener.start()
+
+    def _wake_all(self) -> None:
+        for wake in list(self._wakes):
+            wake()
 
     def _listen(self, wake: Callable[[], None]) -> None:
         backoff = Backoff()

@@ -49,6 +49,26 @@ MIGRATIONS = [
     """
     CREATE TABLE changes (seq {id}, kind TEXT NOT NULL, ref TEXT NOT NULL);
     """,
+    # v3: collections, several galleries in one store. subjects.id becomes the subject's key (its id
+    # in the default collection, "<collection>/<id>" elsewhere: records.subject_key), so faces keep
+    # referring to it and no table is rebuilt (a rebuild would copy every crop of a large gallery).
+    # Keys are stored as SHA-256 digests only; the default collection has no row.
+    """
+    CREATE TABLE collections (
+        name TEXT PRIMARY KEY,
+        threshold {real},
+        index_kind TEXT,
+        created {real} NOT NULL
+    );
+    CREATE TABLE collection_keys (
+        digest TEXT PRIMARY KEY,
+        collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        created {real} NOT NULL
+    );
+    ALTER TABLE subjects ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX subjects_collection ON subjects(collection, created);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

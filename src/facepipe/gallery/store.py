@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from facepipe.errors import Conflict
-from facepipe.gallery.records import FaceRecord, NewFace, Subject
+from facepipe.gallery.records import DEFAULT, FaceRecord, NewFace, Subject, split_key, subject_key
 from facepipe.gallery.schema import SCHEMA_VERSION, Dialect, spell
 
 T = TypeVar("T")
@@ -67,18 +67,33 @@ class Tx:
 
 
 def _face(row: Sequence[Any]) -> FaceRecord:
-    fid, sid, model, version, sha, quality, created, has_crop = row
-    return FaceRecord(int(fid), sid, model, version, sha, json.loads(quality), created, bool(has_crop))
+    fid, key, model, version, sha, quality, created, has_crop = row
+    col, sid = split_key(key)
+    return FaceRecord(int(fid), sid, model, version, sha, json.loads(quality), created, bool(has_crop), col)
 
 
 def _subject(row: Sequence[Any]) -> Subject:
-    sid, name, metadata, created, faces = row
+    key, name, metadata, created, faces = row
+    col, sid = split_key(key)
     try:
         meta = json.loads(metadata)
     except (ValueError, RecursionError):  # one bad record must not break listing for everyone
         log.warning("subject %r: stored metadata is unreadable; answered as {}", sid)
         meta = {}
-    return Subject(sid, name, meta if isinstance(meta, dict) else {}, created, int(faces))
+    return Subject(sid, name, meta if isinstance(meta, dict) else {}, created, int(faces), col)
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix(collection: str) -> str:
+    """What every subject key of ``collection`` starts with."""
+    return subject_key(collection, "")
+
+
+IN_COLLECTION = "JOIN subjects s ON s.id = f.subject_id WHERE s.collection = ?"
 
 
 def _blob(emb: np.ndarray) -> bytes:
@@ -127,15 +142,21 @@ class Store(ABC):
 
     @staticmethod
     def insert_subject(
-        tx: Tx, sid: str, name: str, metadata: dict[str, Any], created: float | None = None
+        tx: Tx,
+        sid: str,
+        name: str,
+        metadata: dict[str, Any],
+        created: float | None = None,
+        collection: str = DEFAULT,
     ) -> Subject:
         now = time.time() if created is None else created
+        key = subject_key(collection, sid)
         tx.execute(
-            "INSERT INTO subjects (id, name, metadata, created) VALUES (?, ?, ?, ?)",
-            (sid, name, json.dumps(metadata), now),
+            "INSERT INTO subjects (id, name, metadata, created, collection) VALUES (?, ?, ?, ?, ?)",
+            (key, name, json.dumps(metadata), now, collection),
         )
-        Store.log(tx, "subject", sid)
-        return Subject(sid, name, metadata, now)
+        Store.log(tx, "subject", key)
+        return Subject(sid, name, metadata, now, 0, collection)
 
     @staticmethod
     def has_subject(tx: Tx, sid: str) -> bool:
@@ -179,7 +200,9 @@ class Store(ABC):
             ).fetchone()[0]
         )
         Store.log(tx, "face", fid)
-        return FaceRecord(fid, sid, *model, face.image_sha256, face.quality, now, face.crop_png is not None)
+        col, external = split_key(sid)
+        crop = face.crop_png is not None
+        return FaceRecord(fid, external, *model, face.image_sha256, face.quality, now, crop, col)
 
     @staticmethod
     def has_face(tx: Tx, sid: str, sha: str, model: tuple[str, str]) -> bool:
@@ -214,14 +237,17 @@ class Store(ABC):
         )
         return _subject(row) if row else None
 
-    def subjects(self, offset: int, limit: int, search: str = "") -> tuple[list[Subject], int]:
-        """A page of subjects in creation order; ``search``: only those whose id or name contains it
-        (case-insensitive for ASCII), ``total`` counting only those."""
-        where, args = "", tuple[str, ...]()
+    def subjects(
+        self, offset: int, limit: int, search: str = "", collection: str = DEFAULT
+    ) -> tuple[list[Subject], int]:
+        """A page of ``collection``'s subjects in creation order; ``search``: only those whose id or
+        name contains it (case-insensitive for ASCII), ``total`` counting only those."""
+        where, args = " WHERE s.collection = ?", tuple[str, ...]((collection,))
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = "%" + _like(search) + "%"
             like = "LIKE LOWER(?) ESCAPE '\\'"
-            where, args = f" WHERE LOWER(s.id) {like} OR LOWER(s.name) {like}", (pattern, pattern)
+            where += f" AND (LOWER(s.id) {like} OR LOWER(s.name) {like})"
+            args = (collection, _like(_prefix(collection)) + pattern, pattern)
         rows = self.rows(
             "SELECT s.id, s.name, s.metadata, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject_id"
             f" = s.id) FROM subjects s{where} ORDER BY s.created, s.id LIMIT ? OFFSET ?",
@@ -230,27 +256,39 @@ class Store(ABC):
         total = int(self._one(f"SELECT COUNT(*) FROM subjects s{where}", args)[0])
         return [_subject(r) for r in rows], total
 
-    def subjects_after(self, after: str, limit: int) -> list[Subject]:
-        """Up to ``limit`` subjects with ids above ``after``, by id (a cursor that survives writes)."""
+    def subjects_after(self, after: str, limit: int, collection: str | None = None) -> list[Subject]:
+        """Up to ``limit`` subjects (of ``collection``; None: of all) with keys above ``after``, by
+        key (a cursor that survives writes)."""
+        where, args = ("", ()) if collection is None else (" AND collection = ?", (collection,))
         rows = self.rows(
-            "SELECT id, name, metadata, created, 0 FROM subjects WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            f"SELECT id, name, metadata, created, 0 FROM subjects WHERE id > ?{where} ORDER BY id LIMIT ?",
+            (after, *args, limit),
         )
         return [_subject(r) for r in rows]
 
-    def dump_faces(self, after: int, limit: int) -> list[tuple[FaceRecord, bytes, bytes | None]]:
-        """Up to ``limit`` (face, float32 embedding bytes, crop) with ids above ``after``, by id."""
+    def dump_faces(
+        self, after: int, limit: int, collection: str | None = None
+    ) -> list[tuple[FaceRecord, bytes, bytes | None]]:
+        """Up to ``limit`` (face, float32 embedding bytes, crop) with ids above ``after``, by id
+        (of ``collection``'s subjects; None: of all)."""
+        cols = ", ".join("f." + c for c in FACE_COLUMNS.split(", "))
+        where, args = ("WHERE", ()) if collection is None else (IN_COLLECTION + " AND", (collection,))
         rows = self.rows(
-            f"SELECT {FACE_COLUMNS}, embedding, crop FROM faces WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            f"SELECT {cols}, f.embedding, f.crop FROM faces f {where} f.id > ? ORDER BY f.id LIMIT ?",
+            (*args, after, limit),
         )
         return [(_face(r[:8]), bytes(r[8]), None if r[9] is None else bytes(r[9])) for r in rows]
 
-    def count_after(self, subject: str, face: int) -> int:
-        """Subjects with ids above ``subject`` plus faces with ids above ``face``."""
+    def count_after(self, subject: str, face: int, collection: str | None = None) -> int:
+        """Subjects with keys above ``subject`` plus faces with ids above ``face`` (of ``collection``)."""
+        if collection is None:
+            sql = "SELECT (SELECT COUNT(*) FROM subjects WHERE id > ?) + (SELECT COUNT(*) FROM faces"
+            sql += " WHERE id > ?)"
+            return int(self._one(sql, (subject, face))[0])
         n = self._one(
-            "SELECT (SELECT COUNT(*) FROM subjects WHERE id > ?) + (SELECT COUNT(*) FROM faces WHERE id > ?)",
-            (subject, face),
+            "SELECT (SELECT COUNT(*) FROM subjects WHERE id > ? AND collection = ?) + (SELECT COUNT(*) FROM"
+            f" faces f {IN_COLLECTION} AND f.id > ?)",
+            (subject, collection, collection, face),
         )
         return int(n[0])
 
@@ -281,15 +319,17 @@ class Store(ABC):
         return {(m, v): int(n) for m, v, n in rows}
 
     def embeddings(
-        self, model: tuple[str, str], chunk: int = 65536
+        self, model: tuple[str, str], chunk: int = 65536, collection: str | None = DEFAULT
     ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """(face ids, subject ids, embeddings) of the faces embedded by ``model``, in chunks of ids
-        (each chunk one read: no statement stays open between chunks)."""
+        """(face ids, subject keys, embeddings) of ``collection``'s faces (None: of every one)
+        embedded by ``model``, in chunks of ids (each chunk one read: no statement stays open between
+        chunks)."""
         after = 0
+        where, args = ("WHERE", ()) if collection is None else (IN_COLLECTION + " AND", (collection,))
         while rows := self.rows(
-            "SELECT id, subject_id, embedding FROM faces WHERE model = ? AND model_version = ? AND id > ?"
-            " ORDER BY id LIMIT ?",
-            (*model, after, chunk),
+            f"SELECT f.id, f.subject_id, f.embedding FROM faces f {where} f.model = ? AND"
+            " f.model_version = ? AND f.id > ? ORDER BY f.id LIMIT ?",
+            (*args, *model, after, chunk),
         ):
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             vecs = np.frombuffer(b"".join(bytes(r[2]) for r in rows), np.float32).reshape(len(rows), -1)
@@ -299,25 +339,27 @@ class Store(ABC):
     def last_change(self) -> int:
         return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")[0])
 
-    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
-        """The (seq, kind, ref) changes after ``seq``, oldest first (one indexed query; searches
-        call it before every search)."""
-        rows = self.rows("SELECT seq, kind, ref FROM changes WHERE seq > ? ORDER BY seq", (seq,))
+    def changes_since(self, seq: int, kind: str | None = None) -> list[tuple[int, str, str]]:
+        """The (seq, kind, ref) changes after ``seq`` (only of ``kind``), oldest first (one indexed
+        query; searches call it before every search)."""
+        where, args = ("", (seq,)) if kind is None else (" AND kind = ?", (seq, kind))
+        rows = self.rows(f"SELECT seq, kind, ref FROM changes WHERE seq > ?{where} ORDER BY seq", args)
         return [(int(s), str(k), str(r)) for s, k, r in rows]
 
     def oldest_change(self) -> int:
         return int(self._one("SELECT COALESCE(MIN(seq), 0) FROM changes")[0])
 
-    def names(self) -> dict[str, str]:
-        """Subject id -> name (what the index needs; no face counts)."""
-        return {str(i): str(n) for i, n in self.rows("SELECT id, name FROM subjects")}
+    def names(self, collection: str = DEFAULT) -> dict[str, str]:
+        """Subject key -> name of ``collection`` (what the index needs; no face counts)."""
+        rows = self.rows("SELECT id, name FROM subjects WHERE collection = ?", (collection,))
+        return {str(i): str(n) for i, n in rows}
 
     def name(self, sid: str) -> str | None:
         row = self._one("SELECT name FROM subjects WHERE id = ?", (sid,))
         return None if row is None else str(row[0])
 
     def face_vector(self, fid: int) -> tuple[str, tuple[str, str], np.ndarray] | None:
-        """(subject, model, embedding) of one face, or None if it is gone."""
+        """(subject key, model, embedding) of one face, or None if it is gone."""
         row = self._one("SELECT subject_id, model, model_version, embedding FROM faces WHERE id = ?", (fid,))
         if row is None:
             return None

@@ -9,6 +9,10 @@ store has is skipped, as enrolment does; so applying the same batch twice change
 ``migrate`` goes store to store in such batches and records, after each one, how far it got in a
 cursor file: a run that stops (crash, Ctrl-C) resumes after the last committed batch; a batch
 committed but not yet recorded is applied again and changes nothing.
+
+Collections: every subject and face moves with its collection (``migrate`` copies the collections,
+their settings and key digests first); a batch with ``collection`` set puts everything into that one
+collection instead (importing an archive into a named collection), which must exist in the target.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facepipe.errors import Conflict, InvalidInput
-from facepipe.gallery.records import FaceRecord, NewFace, Subject
+from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.gallery import collection_store
+from facepipe.gallery.records import Collection, FaceRecord, NewFace, Subject, subject_key
 from facepipe.gallery.store import Store, Tx
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,7 @@ class FaceDump:
 class Batch:
     subjects: list[Subject] = field(default_factory=list)
     faces: list[FaceDump] = field(default_factory=list)
+    collection: str | None = None  # everything into this collection (None: each into its own)
 
 
 @dataclass(slots=True)
@@ -63,21 +69,26 @@ class Tally:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def subject_batches(store: Store, batch: int, after: str = "") -> Iterator[list[Subject]]:
-    while page := store.subjects_after(after, batch):
-        after = page[-1].id
+def subject_batches(
+    store: Store, batch: int, after: str = "", collection: str | None = None
+) -> Iterator[list[Subject]]:
+    """Subjects by key (of ``collection``; None: of every collection), a batch at a time."""
+    while page := store.subjects_after(after, batch, collection):
+        after = page[-1].key
         yield page
 
 
-def face_batches(store: Store, batch: int, after: int = 0) -> Iterator[list[FaceDump]]:
-    while rows := store.dump_faces(after, batch):
+def face_batches(
+    store: Store, batch: int, after: int = 0, collection: str | None = None
+) -> Iterator[list[FaceDump]]:
+    while rows := store.dump_faces(after, batch, collection):
         after = rows[-1][0].id
         yield [FaceDump(rec, np.frombuffer(emb, np.float32), crop) for rec, emb, crop in rows]
 
 
 def models_of(store: Store) -> dict[Model, int]:
     """Model -> embedding dimension, of every model whose faces the store holds."""
-    return {m: next(store.embeddings(m, chunk=1))[2].shape[1] for m in store.model_counts()}
+    return {m: next(store.embeddings(m, chunk=1, collection=None))[2].shape[1] for m in store.model_counts()}
 
 
 def check_models(target: Store, models: dict[Model, int]) -> None:
@@ -92,7 +103,7 @@ def check_models(target: Store, models: dict[Model, int]) -> None:
                 f"{have}: import into a store of the same model (or an empty one), then reembed"
             )
         if model in held:
-            _, _, vecs = next(target.embeddings(model, chunk=1))
+            _, _, vecs = next(target.embeddings(model, chunk=1, collection=None))
             if vecs.shape[1] != dim:
                 raise Conflict(
                     f"{model[0]}/{model[1]}: embeddings of {dim} values, the store has {vecs.shape[1]}"
@@ -107,24 +118,52 @@ def apply(target: Store, batch: Batch) -> Tally:
 def _apply(tx: Tx, batch: Batch) -> Tally:
     tally = Tally()
     for s in batch.subjects:
-        if Store.has_subject(tx, s.id):
+        col = _into(tx, batch.collection or s.collection)
+        if Store.has_subject(tx, subject_key(col, s.id)):
             tally.subjects_kept += 1
         else:
-            Store.insert_subject(tx, s.id, s.name, s.metadata, s.created)
+            Store.insert_subject(tx, s.id, s.name, s.metadata, s.created, col)
             tally.subjects += 1
     for f in batch.faces:
         rec = f.record
-        if not Store.has_subject(tx, rec.subject_id):
+        key = subject_key(batch.collection or rec.collection, rec.subject_id)
+        if not Store.has_subject(tx, key):
             raise InvalidInput(
                 f"face {rec.id}: subject {rec.subject_id!r} is neither in the source nor the store"
             )
-        if Store.has_face(tx, rec.subject_id, rec.image_sha256, f.model):
+        if Store.has_face(tx, key, rec.image_sha256, f.model):
             tally.faces_kept += 1
             continue
         new = NewFace(f.embedding, rec.image_sha256, f.crop, rec.quality)
-        Store.insert_face(tx, rec.subject_id, f.model, new, rec.created)
+        Store.insert_face(tx, key, f.model, new, rec.created)
         tally.faces += 1
     return tally
+
+
+def _into(tx: Tx, collection: str) -> str:
+    if not collection_store.exists(tx, collection):
+        raise NotFound(
+            f"collection {collection!r} is not in the target store: create it first "
+            f"(facepipe gallery collections create {collection}), or import into another"
+        )
+    return collection
+
+
+def copy_collections(source: Store, target: Store) -> int:
+    """Copy the collections the target lacks, with their settings and key digests (so their keys
+    keep working): how many were copied."""
+    made, digests = 0, collection_store.keys(source)
+    for c in collection_store.collections(source):
+        keys = [(d, str(r)) for d, (col, r) in digests.items() if col == c.name]
+
+        def insert(tx: Tx, c: Collection = c, keys: list[tuple[str, str]] = keys) -> int:
+            if collection_store.exists(tx, c.name):
+                return 0  # the target's own settings and keys win
+            collection_store.copy(tx, c, keys)
+            return 1
+
+        made += target.write(insert)
+    return made
 
 
 @dataclass(slots=True)
@@ -169,9 +208,10 @@ def migrate(
     saving the cursor after each committed batch; ``progress`` gets the rows each batch moved."""
     tally = Tally()
     check_models(target, models_of(source))
+    copy_collections(source, target)
     for subjects in subject_batches(source, batch, cursor.subjects_after):
         tally.add(apply(target, Batch(subjects=subjects)))
-        cursor.subjects_after = subjects[-1].id
+        cursor.subjects_after = subjects[-1].key
         cursor.save(cursor_path)
         progress(len(subjects))
     for faces in face_batches(source, batch, cursor.faces_after):
@@ -186,7 +226,8 @@ def migrate(
 
 def _missing(source: Store, target: Store, faces: list[FaceDump]) -> list[Subject]:
     """Subjects of ``faces`` the target lacks (made in the source after the subjects were copied)."""
-    found = (source.subject(sid) for sid in {f.record.subject_id for f in faces} if target.name(sid) is None)
+    keys = {f.record.subject_key for f in faces}
+    found = (source.subject(key) for key in keys if target.name(key) is None)
     return [s for s in found if s is not None]
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaceRequest(_message.Message):
-    __slots__ = ("images", "params", "json", "subject", "face")
+    __slots__ = ("images", "params", "json", "subject", "face", "collection")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -20,12 +20,14 @@ class FaceRequest(_message.Message):
     JSON_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedScalarFieldContainer[bytes]
     params: _containers.ScalarMap[str, str]
     json: str
     subject: str
     face: int
-    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., params: _Optional[_Mapping[str, str]] = ..., json: _Optional[str] = ..., subject: _Optional[str] = ..., face: _Optional[int] = ...) -> None: ...
+    collection: str
+    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., params: _Optional[_Mapping[str, str]] = ..., json: _Optional[str] = ..., subject: _Optional[str] = ..., face: _Optional[int] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class FaceReply(_message.Message):
     __slots__ = ("json", "data", "media_type")

@@ -109,6 +109,31 @@ class FaceStub:
                 request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
                 response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
                 _registered_method=True)
+        self.CollectionsList = channel.unary_unary(
+                '/facepipe.v1.Face/CollectionsList',
+                request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+                response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+                _registered_method=True)
+        self.CollectionsCreate = channel.unary_unary(
+                '/facepipe.v1.Face/CollectionsCreate',
+                request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+                response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+                _registered_method=True)
+        self.CollectionsGet = channel.unary_unary(
+                '/facepipe.v1.Face/CollectionsGet',
+                request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+                response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+                _registered_method=True)
+        self.CollectionsUpdate = channel.unary_unary(
+                '/facepipe.v1.Face/CollectionsUpdate',
+                request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+                response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+                _registered_method=True)
+        self.CollectionsDelete = channel.unary_unary(
+                '/facepipe.v1.Face/CollectionsDelete',
+                request_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+                response_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+                _registered_method=True)
 
 
 class FaceServicer:
@@ -219,6 +244,41 @@ class FaceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CollectionsList(self, request, context):
+        """GET /v1/collections
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectionsCreate(self, request, context):
+        """POST /v1/collections
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectionsGet(self, request, context):
+        """GET /v1/collections/{collection}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectionsUpdate(self, request, context):
+        """PATCH /v1/collections/{collection}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectionsDelete(self, request, context):
+        """DELETE /v1/collections/{collection}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +354,31 @@ def add_FaceServicer_to_server(servicer, server):
             ),
             'IdentifyEmbeddings': grpc.unary_unary_rpc_method_handler(
                     servicer.IdentifyEmbeddings,
+                    request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
+                    response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
+            ),
+            'CollectionsList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectionsList,
+                    request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
+                    response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
+            ),
+            'CollectionsCreate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectionsCreate,
+                    request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
+                    response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
+            ),
+            'CollectionsGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectionsGet,
+                    request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
+                    response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
+            ),
+            'CollectionsUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectionsUpdate,
+                    request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
+                    response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
+            ),
+            'CollectionsDelete': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectionsDelete,
                     request_deserializer=facepipe_dot_protos_dot_face__service__pb2.FaceRequest.FromString,
                     response_serializer=facepipe_dot_protos_dot_face__service__pb2.FaceReply.SerializeToString,
             ),
@@ -701,6 +786,141 @@ class Face:
             request,
             target,
             '/facepipe.v1.Face/IdentifyEmbeddings',
+            facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+            facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectionsList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facepipe.v1.Face/CollectionsList',
+            facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+            facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectionsCreate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facepipe.v1.Face/CollectionsCreate',
+            facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+            facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectionsGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facepipe.v1.Face/CollectionsGet',
+            facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+            facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectionsUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facepipe.v1.Face/CollectionsUpdate',
+            facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
+            facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectionsDelete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facepipe.v1.Face/CollectionsDelete',
             facepipe_dot_protos_dot_face__service__pb2.FaceRequest.SerializeToString,
             facepipe_dot_protos_dot_face__service__pb2.FaceReply.FromString,
             options,

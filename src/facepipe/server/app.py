@@ -15,6 +15,7 @@ import cv2
 
 from facepipe import __version__
 from facepipe.api.auth import ApiKeys
+from facepipe.api.collections import collection_operations
 from facepipe.api.face import FaceService, face_operations
 from facepipe.api.gallery import GalleryService, gallery_operations
 from facepipe.api.operation import Operation
@@ -123,7 +124,9 @@ def open_gallery(config: Config, faces: FaceService, data_dir: Path) -> Gallery:
         options = {"nlist": g.ivf_nlist, "nprobe": g.ivf_nprobe, "merge_every": g.merge_every}
     elif g.index == "hnsw":
         options = {"hnsw_m": g.hnsw_m, "ef_search": g.hnsw_ef_search, "merge_every": g.merge_every}
-    return Gallery.open(open_store(g.store_url(), data_dir, g.pg_erase), model, faces.dim, g.index, **options)
+    gallery = Gallery(open_store(g.store_url(), data_dir, g.pg_erase), model, faces.dim, g.index, **options)
+    gallery.load()  # GalleryService's collections follow the store's log for it and every collection
+    return gallery
 
 
 @dataclass(slots=True)
@@ -184,7 +187,8 @@ def build_server(
         gallery = open_gallery(config, faces, data_dir)
         state.checks.append(gallery.write_problem)  # readiness false while the store cannot write
         gallery_cfg = gallery_defaults(config, pipelines.embedder(config, repo).manifest)
-        ops += gallery_operations(GalleryService(gallery, faces, keys, gallery_cfg, config.enrol))
+        service = GalleryService(gallery, faces, keys, gallery_cfg, config.enrol)
+        ops += gallery_operations(service) + collection_operations(service)
         parts.append(GalleryPart(gallery))
     if config.tracing.enabled:  # OpenTelemetry is imported only then
         from facepipe.server.tracing import tracing_part
