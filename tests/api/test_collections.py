@@ -145,7 +145,9 @@ def test_over_grpc_the_collection_is_a_field_with_the_same_isolation(api: App) -
 
     async def run() -> list[Any]:
         server = grpc.aio.server()
-        server.add_generic_rpc_handlers([face_grpc.handler(api.ops, Edge(api.state.metrics))])
+        server.add_generic_rpc_handlers(
+            [face_grpc.handler(face_grpc.methods(api.ops, Edge(api.state.metrics)))]
+        )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         out: list[Any] = []
