@@ -185,6 +185,10 @@ def write_md(res: dict, path: Path) -> None:
             f"{st['file_mb']:.0f} MB on disk; opening the gallery (reading every embedding and building the "
             f"exact index) takes {st['open_and_index_s']:.1f} s."
         )
+    if "postgresql" in res:
+        from bench.gallery_pg import md_lines
+
+        lines += md_lines(res["postgresql"])
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -194,11 +198,24 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
     ap.add_argument("--skip-store", action="store_true")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--changes", type=int, default=10_000, help="postgresql: faces the follower catches up")
+    ap.add_argument("--ef-search", default="100,400,1000", help="postgresql: pgvector ef_search values")
     ap.add_argument("--md-only", action="store_true", help="rewrite gallery.md from gallery.json")
     args = ap.parse_args()
     out = ROOT / "bench/results"
     if args.md_only:
         write_md(json.loads((out / "gallery.json").read_text()), out / "gallery.md")
+        return
+    if args.store == "postgresql":
+        from bench.gallery_pg import run
+
+        res = json.loads((out / "gallery.json").read_text())
+        res["postgresql"] = run(args.n, args.changes, [int(e) for e in args.ef_search.split(",")])
+        res["postgresql"]["machine"] = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
+        res["postgresql"]["command"] = "python bench/gallery.py " + " ".join(sys.argv[1:])
+        (out / "gallery.json").write_text(json.dumps(res, indent=2))
+        write_md(res, out / "gallery.md")
         return
     rng = np.random.default_rng(0)
     real, real_q, real_owner = real_faces(args.models, args.lfw)
@@ -216,6 +233,8 @@ def main() -> None:
         res["store"] = bench_store(vectors)
     res["machine"] = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
     res["command"] = "python bench/gallery.py " + " ".join(sys.argv[1:])
+    if (out / "gallery.json").exists():  # keep the PostgreSQL section of the last --store postgresql run
+        res |= {k: v for k, v in json.loads((out / "gallery.json").read_text()).items() if k == "postgresql"}
     (out / "gallery.json").write_text(json.dumps(res, indent=2))
     write_md(res, out / "gallery.md")
     print((out / "gallery.md").read_text())

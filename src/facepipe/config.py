@@ -112,12 +112,15 @@ class GalleryConfig(_Strict):
     store: str | None = Field(
         None, description="sqlite:///<file> (relative to --data) or postgresql://...; unset: sqlite:///<file>"
     )
-    index: Literal["exact", "ivf", "hnsw"] = "exact"
+    index: Literal["exact", "ivf", "hnsw", "pgvector"] = "exact"
     ivf_nlist: int = Field(4096, ge=1)
     ivf_nprobe: int = Field(1024, ge=1)
     hnsw_m: int = Field(32, ge=4, le=256)
     hnsw_ef_search: int = Field(128, ge=1)
     merge_every: int = Field(4096, ge=1)
+    pgvector_m: int = Field(16, ge=2, le=100)
+    pgvector_ef_construction: int = Field(64, ge=4, le=1000)
+    pgvector_ef_search: int = Field(200, ge=1, le=1000)
     keep_crops: bool = True
     pg_erase: Literal["vacuum", "vacuum_full"] = "vacuum"
     identify_threshold: float = Field(0.6, ge=-1, le=1)
@@ -131,6 +134,16 @@ class GalleryConfig(_Strict):
         if url is not None and url.startswith("sqlite:///") and not url.removeprefix("sqlite:///"):
             raise ValueError("sqlite:/// needs a file name (sqlite:///gallery.db)")
         return url
+
+    @model_validator(mode="after")
+    def _pgvector_store(self) -> GalleryConfig:
+        if self.index == "pgvector" and not self.store_url().startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "gallery.index: pgvector needs gallery.store: postgresql://... (a server with pgvector)"
+            )
+        if self.pgvector_ef_construction < 2 * self.pgvector_m:
+            raise ValueError("gallery.pgvector_ef_construction must be at least twice gallery.pgvector_m")
+        return self
 
     def store_url(self) -> str:
         """The store this gallery uses: ``store``, or the SQLite file ``file`` under --data."""

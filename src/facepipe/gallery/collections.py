@@ -19,13 +19,12 @@ from typing import cast
 from facepipe.errors import Conflict, InvalidInput, NotFound
 from facepipe.gallery import collection_store as sql
 from facepipe.gallery.collection_store import Role
-from facepipe.gallery.gallery import Gallery
-from facepipe.gallery.index import Kind
+from facepipe.gallery.gallery import Gallery, Kind
 from facepipe.gallery.records import DEFAULT, Collection
 from facepipe.gallery.store import Duplicate, Tx
 
 log = logging.getLogger(__name__)
-KINDS: tuple[Kind, ...] = ("exact", "ivf", "hnsw")
+KINDS: tuple[Kind, ...] = ("exact", "ivf", "hnsw", "pgvector")
 
 
 @dataclass(slots=True)
@@ -146,6 +145,10 @@ class Collections:
             raise Conflict(f"collection {DEFAULT!r} always exists")
         if index is not None and index not in KINDS:
             raise InvalidInput(f"index: expected one of {list(KINDS)}, got {index!r}")
+        if index == "pgvector" and getattr(self.default.store, "vectors", None) is None:
+            raise InvalidInput(
+                "index: pgvector needs the server's gallery.index: pgvector (PostgreSQL with pgvector)"
+            )
 
         def insert(tx: Tx) -> tuple[Collection, dict[Role, str]]:
             try:

@@ -21,21 +21,24 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from facepipe.errors import Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
+from facepipe.errors import ConfigError, Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
 from facepipe.gallery import collection_store, spans
-from facepipe.gallery.index import ExactIndex, FaissIndex, Kind, make_index
+from facepipe.gallery.index import ExactIndex, FaissIndex, make_index
+from facepipe.gallery.index import Kind as IndexKind
+from facepipe.gallery.pgvector import VectorSearch
 from facepipe.gallery.records import DEFAULT, split_key, subject_key
 from facepipe.gallery.store import Duplicate, FaceRecord, NewFace, Store, Subject, Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Kind = IndexKind | Literal["pgvector"]
 SUBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 
 
@@ -61,7 +64,12 @@ class Gallery:
     ):
         self.store, self.model, self.dim = store, model, dim
         self.kind, self.opts, self.collection = kind, opts, collection
-        self.index: ExactIndex | FaissIndex = make_index(kind, dim, **opts)
+        # pgvector: identify runs in PostgreSQL and this process holds no vectors nor face map
+        self.vectors = VectorSearch(store, collection) if kind == "pgvector" else None
+        if self.vectors is not None and getattr(store, "vectors", None) is None:
+            raise ConfigError("gallery.index: pgvector needs gallery.store: postgresql://... with pgvector")
+        self._index_kind: IndexKind = "exact" if kind == "pgvector" else kind
+        self.index: ExactIndex | FaissIndex = make_index(self._index_kind, dim, **opts)
         self._subject_of: dict[int, str] = {}  # face id -> subject key
         self._names: dict[str, str] = {}  # subject key -> name
         self.writer = writer or ThreadPoolExecutor(1, thread_name_prefix="gallery-writer")
@@ -87,8 +95,11 @@ class Gallery:
     def load(self) -> None:
         """Build the index and the maps from the store (at start, or after falling far behind)."""
         self._seq = self.store.last_change()
-        self._names = self.store.names(self.collection)
         self.stale = {m: n for m, n in self.store.model_counts().items() if m != self.model}
+        if self.vectors is not None:  # PostgreSQL keeps face_vectors in step in each write
+            log.info("gallery: searched in PostgreSQL (pgvector HNSW), %s", self.model)
+            return
+        self._names = self.store.names(self.collection)
         ids, vecs, owners = [], [], []
         for fids, sids, emb in self.store.embeddings(self.model, collection=self.collection):
             if emb.shape[1] != self.dim:
@@ -99,7 +110,7 @@ class Gallery:
         all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         all_vecs = np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
         self._subject_of = dict(zip(all_ids.tolist(), owners, strict=True))
-        self.index = make_index(self.kind, self.dim, **self.opts)
+        self.index = make_index(self._index_kind, self.dim, **self.opts)
         if isinstance(self.index, FaissIndex):
             self.index.build(all_ids, all_vecs)
         elif len(all_ids):
@@ -152,7 +163,10 @@ class Gallery:
 
     def catch_up(self) -> None:
         """Apply the store's change log since the last entry applied (this process's writes and any
-        other process's). Idempotent: a face is re-read and indexed as the store now has it."""
+        other process's). Idempotent: a face is re-read and indexed as the store now has it.
+        With pgvector there is nothing to apply: the store's own index is the one searched."""
+        if self.vectors is not None:
+            return
         with self._lock:
             changes = self.store.changes_since(self._seq)
             if not changes:
@@ -186,7 +200,7 @@ class Gallery:
     def drop(self) -> None:
         """The collection is gone (deleted by this or another process): forget every face."""
         self.dropped = True
-        self.index = make_index(self.kind, self.dim, **self.opts)
+        self.index = make_index(self._index_kind, self.dim, **self.opts)
         self._subject_of, self._names = {}, {}
 
     def _apply_face(self, fid: int) -> None:
@@ -333,17 +347,31 @@ class Gallery:
                 self.catch_up()  # what other processes changed
             except StoreUnavailable as exc:
                 log.debug("identify without catching up: %s", exc)
+        if self.vectors is not None:
+            return [_best(self.vectors.search(q, k * 4), k) for q in queries]
         scores, ids = self.index.search(queries.astype(np.float32), k * 4)
-        out = []
         with self._lock:
-            for row_s, row_i in zip(scores, ids, strict=True):
-                best: dict[str, Match] = {}
-                for s, i in zip(row_s.tolist(), row_i.tolist(), strict=True):
-                    key = self._subject_of.get(i)
-                    if key is not None and key not in best:
-                        best[key] = Match(split_key(key)[1], self._names.get(key, ""), s, i)
-                out.append(list(best.values())[:k])
-        return out
+            return [
+                _best(
+                    (
+                        (i, sid, self._names.get(sid, ""), s)
+                        for s, i in zip(row_s.tolist(), row_i.tolist(), strict=True)
+                        if (sid := self._subject_of.get(i)) is not None
+                    ),
+                    k,
+                )
+                for row_s, row_i in zip(scores, ids, strict=True)
+            ]
 
     def faces_count(self) -> int:
-        return len(self._subject_of)
+        return self.vectors.count() if self.vectors is not None else len(self._subject_of)
+
+
+def _best(faces: Iterable[tuple[int, str, str, float]], k: int) -> list[Match]:
+    """The best face of each subject among ``faces`` (face id, subject, name, similarity; best
+    first), the first ``k`` subjects."""
+    best: dict[str, Match] = {}
+    for fid, key, name, sim in faces:
+        if key not in best:
+            best[key] = Match(split_key(key)[1], name, sim, fid)
+    return list(best.values())[:k]

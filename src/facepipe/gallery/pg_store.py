@@ -25,6 +25,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from facepipe.errors import ConfigError, StoreUnavailable
+from facepipe.gallery.pgvector import VectorOptions, prepare, table_dim
 from facepipe.gallery.schema import POSTGRES, SCHEMA_VERSION, spell, statements
 from facepipe.gallery.store import Store, Tx
 
@@ -80,8 +81,16 @@ def where(url: str) -> str:
 class PostgresStore(Store):
     dialect = POSTGRES
 
-    def __init__(self, url: str, connect_timeout_s: int = 3, full_vacuum: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout_s: int = 3,
+        full_vacuum: bool = False,
+        vectors: VectorOptions | None = None,
+    ) -> None:
         self.url, self.where = url, where(url)
+        self.vectors = vectors  # gallery.index: pgvector (face_vectors kept, identify in PostgreSQL)
+        self._vector_dim = vectors.dim if vectors else None  # writes keep face_vectors of this size
         self.full_vacuum = full_vacuum
         self._timeout = connect_timeout_s
         self._local = threading.local()
@@ -104,7 +113,8 @@ class PostgresStore(Store):
             raise ConfigError(f"gallery.store: {exc.message}") from None
 
     def _connect(self) -> psycopg.Connection[Any]:
-        db = psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout, **KEEPALIVE)
+        extra: dict[str, Any] = {"options": self.vectors.session()} if self.vectors else {}
+        db = psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout, **KEEPALIVE, **extra)
         with self._open_lock:
             self._open = [c for c in self._open if not c.closed]
             self._open.append(db)
@@ -178,6 +188,19 @@ class PostgresStore(Store):
                     for statement in statements(POSTGRES, i):
                         db.execute(statement.encode())
                     db.execute("UPDATE facepipe_schema SET version = %s", (i + 1,))
+                if self.vectors is not None:
+                    self._prepare_vectors(db, self.vectors)
+                elif table_dim(db) is not None:  # another server searches with pgvector: keep it in step
+                    self._vector_dim = table_dim(db)
+
+    def _prepare_vectors(self, db: psycopg.Connection[Any], vectors: VectorOptions) -> None:
+        try:
+            prepare(db, vectors)
+        except (psycopg.errors.UndefinedFile, psycopg.errors.FeatureNotSupported) as exc:
+            raise ConfigError(
+                f"gallery.index: pgvector needs the pgvector extension on {self.where}: "
+                f"{str(exc).strip().splitlines()[0]} (docs/gallery.md)"
+            ) from None
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._guard(self._drop_reader):
@@ -186,7 +209,7 @@ class PostgresStore(Store):
     def write(self, fn: Callable[[Tx], T]) -> T:
         with self._guard(self._drop_writer):
             db = self._writer_db()
-            tx = Tx(db, POSTGRES, psycopg.IntegrityError)
+            tx = Tx(db, POSTGRES, psycopg.IntegrityError, vector_dim=self._vector_dim)
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 out = fn(tx)

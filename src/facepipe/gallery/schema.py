@@ -73,6 +73,28 @@ MIGRATIONS = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# gallery.index: pgvector only (PostgreSQL with the pgvector extension): applied by PostgresStore at
+# every open with that index, after the migrations above, and idempotent; outside the numbered
+# migrations, so SQLite and stores without pgvector never see it (gallery/pgvector.py). The trigger
+# drops a face's vector when its embedding changes without one (written by a server without this
+# index); the next open with it copies the missing vectors in.
+PGVECTOR = [
+    "CREATE EXTENSION IF NOT EXISTS vector",
+    """CREATE TABLE IF NOT EXISTS face_vectors (
+        face_id BIGINT PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+        embedding vector({dim}) NOT NULL
+    )""",
+    """CREATE OR REPLACE FUNCTION facepipe_vector_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN DELETE FROM face_vectors WHERE face_id = NEW.id; RETURN NEW; END $$""",
+    """CREATE OR REPLACE TRIGGER faces_vector_stale AFTER UPDATE OF embedding ON faces
+        FOR EACH ROW EXECUTE FUNCTION facepipe_vector_stale()""",
+]
+PGVECTOR_INDEX = (
+    "CREATE INDEX IF NOT EXISTS face_vectors_hnsw ON face_vectors USING hnsw (embedding vector_ip_ops)"
+    " WITH (m = {m}, ef_construction = {ef_construction})"
+)
+
+
 def statements(dialect: Dialect, version: int) -> list[str]:
     """The statements of the migration from ``version`` to ``version + 1`` in ``dialect``."""
     sql = MIGRATIONS[version].format(id=dialect.id, blob=dialect.blob, real=dialect.real)

@@ -57,6 +57,7 @@ class Tx:
     dialect: Dialect
     integrity: type[Exception]
     erased: bool = False
+    vector_dim: int | None = None  # gallery.index: pgvector: face_vectors follows faces of this size
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         try:
@@ -94,6 +95,11 @@ def _prefix(collection: str) -> str:
 
 
 IN_COLLECTION = "JOIN subjects s ON s.id = f.subject_id WHERE s.collection = ?"
+
+
+def vector_text(emb: np.ndarray) -> str:
+    """``emb`` in pgvector's text form, ``[x,y,...]`` (float32 values printed exactly)."""
+    return "[" + ",".join(map(repr, np.asarray(emb, np.float32).tolist())) + "]"
 
 
 def _blob(emb: np.ndarray) -> bytes:
@@ -200,6 +206,7 @@ class Store(ABC):
             ).fetchone()[0]
         )
         Store.log(tx, "face", fid)
+        Store.put_vector(tx, fid, face.embedding)
         col, external = split_key(sid)
         crop = face.crop_png is not None
         return FaceRecord(fid, external, *model, face.image_sha256, face.quality, now, crop, col)
@@ -226,6 +233,17 @@ class Store(ABC):
             (_blob(emb), *model, fid),
         )
         Store.log(tx, "face", fid)
+        Store.put_vector(tx, fid, emb)
+
+    @staticmethod
+    def put_vector(tx: Tx, fid: int, emb: np.ndarray) -> None:
+        """pgvector's copy of a face's embedding (``gallery.index: pgvector``), in the same transaction."""
+        if tx.vector_dim is not None and emb.shape == (tx.vector_dim,):
+            tx.execute(
+                "INSERT INTO face_vectors (face_id, embedding) VALUES (?, ?::vector)"
+                " ON CONFLICT (face_id) DO UPDATE SET embedding = EXCLUDED.embedding",
+                (fid, vector_text(emb)),
+            )
 
     # -- reads: never wait on the writer ------------------------------------------------------
 

@@ -34,6 +34,7 @@ from facepipe.errors import ConfigError
 from facepipe.face import pipelines
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
+from facepipe.gallery.pgvector import VectorOptions
 from facepipe.models.bundle import Manifest
 from facepipe.models.control import ModelControl
 from facepipe.models.repository import Repository
@@ -124,7 +125,11 @@ def open_gallery(config: Config, faces: FaceService, data_dir: Path) -> Gallery:
         options = {"nlist": g.ivf_nlist, "nprobe": g.ivf_nprobe, "merge_every": g.merge_every}
     elif g.index == "hnsw":
         options = {"hnsw_m": g.hnsw_m, "ef_search": g.hnsw_ef_search, "merge_every": g.merge_every}
-    gallery = Gallery(open_store(g.store_url(), data_dir, g.pg_erase), model, faces.dim, g.index, **options)
+    vectors = None
+    if g.index == "pgvector":
+        vectors = VectorOptions(faces.dim, g.pgvector_m, g.pgvector_ef_construction, g.pgvector_ef_search)
+    store = open_store(g.store_url(), data_dir, g.pg_erase, vectors)
+    gallery = Gallery(store, model, faces.dim, g.index, **options)
     gallery.load()  # GalleryService's collections follow the store's log for it and every collection
     return gallery
 
