@@ -163,3 +163,35 @@ def test_sqlite_has_no_pgvector_part(tmp_path: Path, vectors: VectorOptions) -> 
     tables = {r[0] for r in store.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
     store.close()
     assert "faces" in tables and "face_vectors" not in tables
+
+
+def test_each_collection_searches_only_its_own_faces(url: str, vectors: VectorOptions) -> None:
+    """The same faces in two collections: identify in each finds only its own subjects, even where the
+    other collection's copies are as near (the HNSW scan goes on past them, in order)."""
+    from facepipe.gallery import collection_store
+    from facepipe.gallery.records import subject_key
+
+    rng = np.random.default_rng(3)
+    faces = unit(rng.standard_normal((300, DIM)))
+    store = PostgresStore(url, vectors=vectors)
+
+    def insert(tx: object) -> None:
+        collection_store.insert(tx, "b", None, "pgvector")  # type: ignore[arg-type]
+        for i, v in enumerate(faces):
+            for col in ("default", "b"):
+                Store.insert_subject(tx, f"p{i}", f"{col} {i}", {}, collection=col)  # type: ignore[arg-type]
+                key = subject_key(col, f"p{i}")
+                Store.insert_face(tx, key, MODEL, NewFace(v, f"{col}{i:060x}", None))  # type: ignore[arg-type]
+
+    store.write(insert)
+    default = Gallery.open(store, MODEL, DIM, "pgvector")
+    b = Gallery(store, MODEL, DIM, "pgvector", collection="b")
+    b.load()
+    try:
+        assert default.faces_count() == b.faces_count() == 300
+        for gallery, col in ((default, "default"), (b, "b")):
+            found = gallery.identify(faces[:50], 3)
+            assert all(m.name.startswith(f"{col} ") for ms in found for m in ms)
+            assert sum(ms[0].subject_id == f"p{i}" for i, ms in enumerate(found)) >= 49
+    finally:
+        default.close()
