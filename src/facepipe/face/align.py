@@ -42,11 +42,15 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return out
 
 
+def template_for(points: np.ndarray) -> np.ndarray:
+    """The ArcFace template of 5 landmarks, or of 4 (no mouth corners)."""
+    return ARCFACE_5 if len(points) == 5 else ARCFACE_4
+
+
 def align(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Warp ``image`` (HxWx3) so that its 5 (or 4) ``landmarks`` land on the ArcFace template."""
     pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    template = ARCFACE_5 if len(pts) == 5 else ARCFACE_4
-    matrix = similarity_transform(pts, template)
+    matrix = similarity_transform(pts, template_for(pts))
     return cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
