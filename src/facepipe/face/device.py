@@ -75,12 +75,12 @@ def on_device(image: Any, device: torch.device) -> torch.Tensor:
 
 
 def _inverse(m: np.ndarray) -> np.ndarray:
-    """cv::invertAffineTransform, in the same float64 steps."""
-    d = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
-    d = 1.0 / d if d != 0 else 0.0
-    a11, a22, a12, a21 = m[1, 1] * d, m[0, 0] * d, -m[0, 1] * d, -m[1, 0] * d
-    b1, b2 = -a11 * m[0, 2] - a12 * m[1, 2], -a21 * m[0, 2] - a22 * m[1, 2]
-    return np.array([[a11, a12, b1], [a21, a22, b2]])
+    """cv::invertAffineTransform of each (N, 2, 3) matrix, in the same float64 steps."""
+    d = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    d = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    a11, a22, a12, a21 = m[:, 1, 1] * d, m[:, 0, 0] * d, -m[:, 0, 1] * d, -m[:, 1, 0] * d
+    b1, b2 = -a11 * m[:, 0, 2] - a12 * m[:, 1, 2], -a21 * m[:, 0, 2] - a22 * m[:, 1, 2]
+    return np.stack([np.stack([a11, a12, b1], 1), np.stack([a21, a22, b2], 1)], 1)
 
 
 def warp_crops(
@@ -94,7 +94,7 @@ def warp_crops(
     flat = torch.cat([img.reshape(-1, 3) for img in images])
     starts = np.cumsum([0] + [img.shape[0] * img.shape[1] for img in images])[:-1]
     dims = np.array([img.shape[:2] for img in images], np.int64)[list(owner)]  # (N, 2): h, w
-    inv = np.stack([_inverse(m) for m in np.asarray(matrices, np.float64)]).astype(np.float32)
+    inv = _inverse(np.asarray(matrices, np.float64)).astype(np.float32)
     meta = np.stack([starts[list(owner)], dims[:, 0], dims[:, 1]], axis=1)
     m = torch.from_numpy(inv).to(device, non_blocking=True)[:, :, :, None, None]  # (N, 2, 3, 1, 1)
     info = torch.from_numpy(meta).to(device, non_blocking=True)[:, :, None, None]  # (N, 3, 1, 1)
@@ -140,31 +140,54 @@ def area_weights(source: int, target: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def area_square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The image padded to a square (bottom and right, zeros) and shrunk to ``size`` x ``size`` with
-    INTER_AREA, as (size, size, 3) uint8 on the image's device. Needs a side of at least ``size``."""
-    h, w = int(image.shape[0]), int(image.shape[1])
+_WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def _weights(source: int, target: int, device: torch.device) -> torch.Tensor:
+    key = (source, target, str(device))
+    if key not in _WEIGHTS:  # a few sizes per server: uploaded once
+        _WEIGHTS[key] = torch.from_numpy(area_weights(source, target)).to(device)
+    return _WEIGHTS[key]
+
+
+def area_squares(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images of one size (N, H, W, 3) padded to a square (bottom and right, zeros) and shrunk to
+    ``size`` x ``size`` with INTER_AREA: (N, size, size, 3) uint8 on their device. Needs a side of
+    at least ``size``."""
+    h, w = int(images.shape[1]), int(images.shape[2])
     side = max(h, w)
     if side < size:
         raise ValueError(f"area_square shrinks only: side {side} < {size}")
-    weights = torch.from_numpy(area_weights(side, size)).to(image.device, non_blocking=True)
+    weights = _weights(side, size, images.device)
     rows, cols = weights[:, :h], weights[:, :w]
-    out = torch.einsum("yh,hwc,xw->yxc", rows, image.to(torch.float32), cols)
+    out = torch.einsum("yh,nhwc,xw->nyxc", rows, images.to(torch.float32), cols)
     return torch.floor(out + 0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def area_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``area_squares`` of one HxWx3 image."""
+    return area_squares(image[None], size)[0]
 
 
 def device_squares(
     images: Sequence[torch.Tensor], size: int, fallback: Callable[[np.ndarray], np.ndarray]
 ) -> torch.Tensor:
-    """BlazeFace's (N, size, size, 3) input of device images, made on the caller's current stream;
-    an image smaller than ``size`` (INTER_AREA enlarges differently) goes through ``fallback`` on CPU."""
-    out = []
-    for img in images:
-        if max(int(img.shape[0]), int(img.shape[1])) >= size:
-            out.append(area_square(img, size))
+    """BlazeFace's (N, size, size, 3) input of device images, made on the caller's current stream,
+    one batch per image size; an image smaller than ``size`` (INTER_AREA enlarges differently) goes
+    through ``fallback`` on CPU."""
+    if not images:
+        return torch.zeros((0, size, size, 3), dtype=torch.uint8)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault((int(img.shape[0]), int(img.shape[1])), []).append(i)
+    out = torch.empty((len(images), size, size, 3), dtype=torch.uint8, device=images[0].device)
+    for (h, w), members in groups.items():
+        if max(h, w) >= size:
+            out[members] = area_squares(torch.stack([images[i] for i in members]), size)
         else:
-            out.append(on_device(fallback(img.cpu().numpy()), img.device))
-    return torch.stack(out)
+            for i in members:
+                out[i] = on_device(fallback(images[i].cpu().numpy()), out.device)
+    return out
 
 
 def device_crops(crops: Sequence[torch.Tensor], size: Sequence[int]) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facepipe.face.align import SIZE, similarity_transform, template_for
+from facepipe.face.align import SIZE, similarity_transforms, template_for
 from facepipe.face.decode import DecodeLimits, checked, decode_image
 from facepipe.face.device import (
     Lane,
@@ -98,17 +98,19 @@ class DeviceAlignOp:
     def __call__(self, batch: list[Photo]) -> list[Photo]:
         if self.lane is None:
             raise RuntimeError("DeviceAlignOp.setup() was not called")
-        owners, matrices = [], []
-        for k, photo in enumerate(batch):
-            for face in photo.faces:
-                pts = np.asarray(face.landmarks, np.float64).reshape(-1, 2)
-                matrices.append(similarity_transform(pts, template_for(pts)))
-                owners.append(k)
+        owners = [k for k, p in enumerate(batch) for _ in p.faces]
         if not owners:
             return batch
+        points = [np.asarray(f.landmarks, np.float64).reshape(-1, 2) for p in batch for f in p.faces]
+        matrices = np.zeros((len(points), 2, 3))
+        for k in {len(p) for p in points}:  # one batched fit per landmark count (5, or 4 for BlazeFace)
+            idx = [i for i, p in enumerate(points) if len(p) == k]
+            matrices[idx] = similarity_transforms(
+                np.stack([points[i] for i in idx]), template_for(points[idx[0]])
+            )
         with self.lane:
             images = [on_device(p.image, self.device) for p in batch]
-            crops = warp_crops(images, owners, np.stack(matrices), SIZE)
+            crops = warp_crops(images, owners, matrices, SIZE)
             host = to_host(crops, self.lane)
         faces = (f for p in batch for f in p.faces)
         for i, face in enumerate(faces):
