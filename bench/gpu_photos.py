@@ -35,7 +35,8 @@ from bench.gpu_layouts import profiled  # noqa: E402
 
 WORKERS, ARC_WAIT_MS = 12, 2.0
 SMOKE = os.environ.get("SMOKE") == "1"  # here, without a GPU: every code path of the script, briefly
-T = 0.15 if SMOKE else 1.0  # seconds of each level and warm-up, scaled
+# seconds of each level and warm-up, scaled (LEVEL_SCALE: a shorter run where device time is short)
+T = 0.15 if SMOKE else float(os.environ.get("LEVEL_SCALE", "1.0"))
 C = 1 / 16 if SMOKE else 1.0  # concurrency of each level, scaled
 
 
@@ -50,16 +51,10 @@ def photo_config(gpu_path: bool) -> dict:
     if SMOKE:
         for op in cfg["op"].values():
             op.pop("local_service_conf", None)
-        return cfg
-    # GPU ops take fewer, larger batches: run 2 (decode 8 workers, detect and align 4, per process)
-    # ran batches of 1.1-2.7 photos, each call paying the GPU's per-call latency under 12 processes
-    # (decode 25 ms, detect 18 ms, align 17 ms per photo; bench/results/gpu-photos.md)
-    cfg["op"]["detect"] |= {"concurrency": 2, "batch_size": 64, "auto_batching_timeout": 2}
-    if gpu_path:
+    elif gpu_path:
         gpu = {"device_type": 1, "devices": "0"}
-        cfg["op"]["decode"] |= {"concurrency": 2, "local_service_conf": gpu, "auto_batching_timeout": 2}
-        cfg["op"]["align"] |= {"concurrency": 2, "local_service_conf": gpu, "batch_size": 64}
-        cfg["op"]["align"]["auto_batching_timeout"] = 1
+        cfg["op"]["decode"] |= {"local_service_conf": gpu, "auto_batching_timeout": 1}
+        cfg["op"]["align"] |= {"local_service_conf": gpu, "batch_size": 64}
     return cfg
 
 
@@ -122,12 +117,6 @@ def start(models: Path, tmp: Path, cfg: dict) -> Any:
     return launch(args, tmp, cfg, ready_s=400, script=True)
 
 
-def best_level(out: dict, prefix: str) -> int:
-    """The client count of the level under ``prefix`` with the highest rate."""
-    key = max((k for k in out if k.startswith(prefix)), key=lambda k: out[k]["qps"])
-    return int(key.rsplit("_c", 1)[1])
-
-
 def server_numbers(models: Path, gpu_path: bool, photos_only: bool = False) -> dict:
     from facepipe.tools import loadgen
     from tests.integration.conftest import stop_server
@@ -156,20 +145,15 @@ def server_numbers(models: Path, gpu_path: bool, photos_only: bool = False) -> d
         run = start(models, Path(tmp), photo_config(gpu_path))
         out["ready_s"] = time.perf_counter() - t0
         try:
-            for detector, levels in (("blazeface", (256, 384, 512)), ("mtcnn", (64, 128))):
+            for detector, levels in (("blazeface", (256, 384)), ("mtcnn", (64, 128))):
                 v1 = run.url + f"/v1/embed?max_faces=1&detector={detector}"
                 preqs = [loadgen.encode_post(v1, p, "image/jpeg") for p in photos]
-                loadgen.closed_loop(v1, preqs, c_(levels[0]), 6 * T, 6)  # warm-up
+                loadgen.closed_loop(v1, preqs, c_(levels[0]), 4 * T, 6)  # warm-up
                 for c in levels:
                     level(f"v1_embed_photos_{detector}_c{c}", loadgen.closed_loop, v1, preqs, c_(c), 8 * T, 6)
             out["profile_photos"] = stage_profile(run.url)
             if photos_only:
                 return out
-            # the best BlazeFace level again, after the MTCNN levels: the spread within this server
-            v1 = run.url + "/v1/embed?max_faces=1&detector=blazeface"
-            preqs = [loadgen.encode_post(v1, p, "image/jpeg") for p in photos]
-            top = best_level(out, "v1_embed_photos_blazeface")
-            level(f"repeat_blazeface_c{top}", loadgen.closed_loop, v1, preqs, c_(top), 8 * T, 6)
             url = run.url + "/v2/models/ArcFace/infer"
             reqs = [kserve_binary(url, blobs[i : i + 64]) for i in range(0, 64 * 40, 64)]
             loadgen.closed_loop(url, reqs, c_(32), 4 * T, 4)
@@ -269,6 +253,7 @@ def run(models: Path, out_dir: Path, cpu_path: bool) -> None:
     res["cores"] = os.cpu_count()
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
     res["command"] = "python bench/gpu_photos.py run" + (" --cpu-path" if cpu_path else "")
+    res["level_scale"] = T
     res["photo_config"] = {k: photo_config(True)["op"][k] for k in ("decode", "detect", "align", "embed")}
     try:
         import torchvision
@@ -279,10 +264,10 @@ def run(models: Path, out_dir: Path, cpu_path: bool) -> None:
     parts: list[tuple[str, Any]] = []
     if os.environ.get("TESTS", "1") == "1":
         parts.append(("tests", gpu_tests))
+    parts.append(("stages", lambda: in_child(stage_numbers, models)))  # in a child: no CUDA context here
     parts.append(("server_gpu_path", lambda: server_numbers(models, True)))
     if cpu_path:
         parts.append(("server_cpu_path", lambda: server_numbers(models, False, photos_only=True)))
-    parts.append(("stages", lambda: in_child(stage_numbers, models)))
     for key, fn in parts:
         try:
             if key.startswith("server"):
