@@ -164,7 +164,8 @@ def report(paths: list[Path], out: Path) -> None:
         "# GPU photo pipeline: nvJPEG decode, batched warps, crops kept on the GPU, grouped P-Net",
         "",
         f"Machine: {last['machine']}; torch {last['torch']}, torchvision {last['torchvision']}; driver "
-        "580.159.04. Command on the device: `bash .gpu/gpupipe/device.sh [--cpu-path]`, i.e. "
+        "580.159.04. Command on the device: `bash bench/gpu_device.sh [--cpu-path]` in a copy of this tree "
+        "(the script says what travels with it), i.e. "
         "`python bench/gpu_photos.py run [--cpu-path]` (after `python bench/gpu_h100.py prepare` here; "
         "the script names the wheels it installs). Runs, in order: "
         + "; ".join(f"{r['_name']} `{r['_file']}`" for r in runs)
