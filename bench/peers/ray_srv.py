@@ -29,7 +29,7 @@ class Face:
 
 
 if __name__ == "__main__":
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": int(os.environ["PEER_PORT"])})
     serve.run(Face.bind(), route_prefix="/predict")
     while True:

@@ -63,3 +63,23 @@ def test_max_faces_and_min_size_filter() -> None:
     faces = [Face((0, 0, s, s), 0.9, np.zeros((5, 2))) for s in (30, 80, 50)]
     kept = keep_faces(faces, DetectParams(min_face_size=40, max_faces=1))
     assert [f.size for f in kept] == [80]
+
+
+def test_pnet_grouped_across_images_finds_the_same_faces(detector: MtcnnDetector, lfw_dir: Path) -> None:
+    """P-Net once per scale for all images of one size (the GPU default) gives the per-image result;
+    images of other sizes and minimum face sizes form groups of their own."""
+    files = sorted((lfw_dir / "images").glob("*/*.jpg"))[:12]
+    images = [decode_image(f.read_bytes()) for f in files]
+    images += [images[0][:201, :180].copy(), images[1][:180, :201].copy()]
+    params = [DetectParams(min_face_size=20 if i % 3 else 40) for i in range(len(images))]
+    detector.group = False
+    alone = detector.detect(images, params)
+    detector.group = True
+    try:
+        grouped = detector.detect(images, params)
+    finally:
+        detector.group = False
+    assert [len(f) for f in grouped] == [len(f) for f in alone] and sum(map(len, alone)) >= len(images)
+    for a, g in zip(alone, grouped, strict=True):
+        for fa, fg in zip(a, g, strict=True):
+            assert np.allclose(fa.box, fg.box, atol=1.0) and np.allclose(fa.landmarks, fg.landmarks, atol=0.5)

@@ -42,11 +42,35 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return out
 
 
+def similarity_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``similarity_transform`` of each of N point sets (N, K, 2) onto one template (K, 2), in one
+    batched SVD: (N, 2, 3)."""
+    k = src.shape[1]
+    mu_s, mu_d = src.mean(1), dst.mean(0)
+    s, d = src - mu_s[:, None], dst - mu_d
+    cov = np.einsum("ki,nkj->nij", d, s) / k
+    u, sig, vt = np.linalg.svd(cov)
+    flip = np.where(np.linalg.det(u) * np.linalg.det(vt) < 0, -1.0, 1.0)
+    u = u.copy()
+    u[:, :, 1] *= flip[:, None]  # u @ diag(1, flip) @ vt
+    rot = u @ vt
+    var_s = (s**2).sum((1, 2)) / k
+    scale = np.where(var_s > 0, (sig[:, 0] + flip * sig[:, 1]) / np.where(var_s > 0, var_s, 1.0), 1.0)
+    out = np.zeros((len(src), 2, 3))
+    out[:, :, :2] = scale[:, None, None] * rot
+    out[:, :, 2] = mu_d - np.einsum("nij,nj->ni", out[:, :, :2], mu_s)
+    return out
+
+
+def template_for(points: np.ndarray) -> np.ndarray:
+    """The ArcFace template of 5 landmarks, or of 4 (no mouth corners)."""
+    return ARCFACE_5 if len(points) == 5 else ARCFACE_4
+
+
 def align(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Warp ``image`` (HxWx3) so that its 5 (or 4) ``landmarks`` land on the ArcFace template."""
     pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    template = ARCFACE_5 if len(pts) == 5 else ARCFACE_4
-    matrix = similarity_transform(pts, template)
+    matrix = similarity_transform(pts, template_for(pts))
     return cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
 
 

@@ -87,8 +87,9 @@ def header_size(data: bytes, kind: str) -> tuple[int, int] | None:
     return None
 
 
-def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), label: str = "image") -> np.ndarray:
-    """Bytes -> HxWx3 uint8 RGB. Raises InvalidInput / PayloadTooLarge / UnsupportedMediaType."""
+def checked(data: bytes, limits: DecodeLimits = DecodeLimits(), label: str = "image") -> str:
+    """The image's kind (``jpeg``, ``png``, ``webp``, ``bmp``) once its size and header pass the limits.
+    Raises InvalidInput / PayloadTooLarge / UnsupportedMediaType."""
     if not data:
         raise InvalidInput(f"{label}: empty")
     if len(data) > limits.max_bytes:
@@ -101,6 +102,12 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), label: str 
         raise InvalidInput(f"{label}: corrupt {kind.upper()} header")
     if size[0] * size[1] > limits.max_pixels:
         raise PayloadTooLarge(f"{label}: {size[0]}x{size[1]} pixels exceeds the limit of {limits.max_pixels}")
+    return kind
+
+
+def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), label: str = "image") -> np.ndarray:
+    """Bytes -> HxWx3 uint8 RGB. Raises InvalidInput / PayloadTooLarge / UnsupportedMediaType."""
+    kind = checked(data, limits, label)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF orientation
     if img is None:
         raise InvalidInput(f"{label}: corrupt {kind.upper()} data")

@@ -85,12 +85,20 @@ class BlazeFaceOp:
         except ModelError:  # an operator the torch runtime lacks: this small net runs fine on CPU
             self.session = open_session(self.bundle, CPU)
 
-    def detect(self, images: list[np.ndarray], thresholds: list[float]) -> list[list[Face]]:
-        """Faces per image; every image of the batch in one model call (chunked by the runtime)."""
-        squares = np.stack([_square(img) for img in images])
+    def detect(self, images: list[Any], thresholds: list[float]) -> list[list[Face]]:
+        """Faces per image; every image of the batch in one model call (chunked by the runtime). Images
+        on the GPU are padded and shrunk there (face/device.py: area_square)."""
+        squares: Any
+        if images and not isinstance(images[0], np.ndarray):  # on the GPU (decode ran there)
+            from facepipe.face.device import device_squares
+
+            squares = device_squares(images, SIZE, _square)
+        else:
+            squares = np.stack([_square(img) for img in images])
         if hasattr(self.session, "run_pixels"):  # normalised on the device
             s1, s2, b1, b2 = self.session.run_pixels(squares)
         else:
+            squares = squares if isinstance(squares, np.ndarray) else squares.cpu().numpy()
             x = self.bundle.manifest.preprocess.normalize(squares)
             s1, s2, b1, b2 = self.session.run({self.session.input_names[0]: x})
         scores = np.concatenate([s1[..., 0], s2[..., 0]], axis=1)

@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facepipe.face.faces import DetectParams, Face, Photo, keep_faces
+from facepipe.face.faces import DetectParams, Face, Photo, host_image, keep_faces
 from facepipe.models.bundle import Bundle
 from facepipe.runtime import CPU, RuntimeSpec, open_session
 
@@ -99,10 +99,25 @@ def scales(h: int, w: int, min_face: float) -> list[float]:
     return out
 
 
+def _merged(found: list[np.ndarray]) -> np.ndarray:
+    """One image's proposals of all scales: NMS at 0.7, regressed, squared."""
+    found = [f for f in found if len(f)]
+    if not found:
+        return np.zeros((0, 5))
+    boxes = np.concatenate(found)
+    boxes = boxes[nms(boxes, 0.7)]
+    return np.fix(square(regress(boxes[:, :5], boxes[:, 5:9], plus_one=False)))
+
+
 class MtcnnDetector:
     """``detect(images, params)``: per image, the faces found, best first."""
 
-    def __init__(self, pnet: Bundle, rnet: Bundle, onet: Bundle, runtime: RuntimeSpec = CPU) -> None:
+    def __init__(
+        self, pnet: Bundle, rnet: Bundle, onet: Bundle, runtime: RuntimeSpec = CPU, group: bool | None = None
+    ) -> None:
+        # P-Net batched across the images of a batch (grouped by size): on by default on a GPU; on CPU
+        # the per-image calls are kept (same results, bench/results/cpu-face.md measured them)
+        self.group = runtime.device == "cuda" if group is None else group
         self.pnet = Net(pnet, open_session(pnet, runtime.without_graphs()))
         boxes = replace(runtime, max_batch=0)  # R- and O-Net take every candidate box of a batch at once
         self.rnet = Net(rnet, open_session(rnet, boxes))
@@ -115,31 +130,52 @@ class MtcnnDetector:
             hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
             resized = cv2.resize(image, (ws, hs), interpolation=cv2.INTER_LINEAR)
             out = self.pnet.run(resized[None])
-            prob, reg = out[0][0], out[1][0]
-            if self.pnet.bundle.manifest.preprocess.transposed:
-                prob, reg = prob.transpose(1, 0, 2), reg.transpose(1, 0, 2)
-            rows, cols = np.nonzero(prob[:, :, 1] >= p.thresholds[0])
-            if rows.size == 0:
-                continue
-            boxes = np.column_stack(
-                [
-                    np.fix((STRIDE * cols + 1) / scale),
-                    np.fix((STRIDE * rows + 1) / scale),
-                    np.fix((STRIDE * cols + CELL) / scale),
-                    np.fix((STRIDE * rows + CELL) / scale),
-                    prob[rows, cols, 1],
-                    reg[rows, cols],
-                ]
-            )
-            found.append(boxes[nms(boxes, 0.5)])
-        if not found:
-            return np.zeros((0, 5))
-        boxes = np.concatenate(found)
-        boxes = boxes[nms(boxes, 0.7)]
-        return np.fix(square(regress(boxes[:, :5], boxes[:, 5:9], plus_one=False)))
+            found.append(self._candidates(out[0][0], out[1][0], scale, p))
+        return _merged(found)
+
+    def _candidates(self, prob: np.ndarray, reg: np.ndarray, scale: float, p: DetectParams) -> np.ndarray:
+        """One image's P-Net proposals at one scale, after NMS at 0.5 (rows: box, score, regression)."""
+        if self.pnet.bundle.manifest.preprocess.transposed:
+            prob, reg = prob.transpose(1, 0, 2), reg.transpose(1, 0, 2)
+        rows, cols = np.nonzero(prob[:, :, 1] >= p.thresholds[0])
+        if rows.size == 0:
+            return np.zeros((0, 9))
+        boxes = np.column_stack(
+            [
+                np.fix((STRIDE * cols + 1) / scale),
+                np.fix((STRIDE * rows + 1) / scale),
+                np.fix((STRIDE * cols + CELL) / scale),
+                np.fix((STRIDE * rows + CELL) / scale),
+                prob[rows, cols, 1],
+                reg[rows, cols],
+            ]
+        )
+        kept: np.ndarray = boxes[nms(boxes, 0.5)]
+        return kept
+
+    def grouped_proposals(self, images: list[np.ndarray], params: list[DetectParams]) -> list[np.ndarray]:
+        """``proposals`` of every image, P-Net run once per pyramid scale for all the images of one size
+        and minimum face size (on a GPU one call per image and scale was MTCNN's cost)."""
+        groups: dict[tuple[int, int, float], list[int]] = {}
+        for i, (img, p) in enumerate(zip(images, params, strict=True)):
+            groups.setdefault((img.shape[0], img.shape[1], p.min_face_size), []).append(i)
+        found: list[list[np.ndarray]] = [[] for _ in images]
+        for (h, w, min_face), members in groups.items():
+            for scale in scales(h, w, min_face):
+                size = (int(np.ceil(w * scale)), int(np.ceil(h * scale)))
+                stack = np.stack(
+                    [cv2.resize(images[i], size, interpolation=cv2.INTER_LINEAR) for i in members]
+                )
+                prob, reg = self.pnet.run(stack)[:2]
+                for k, i in enumerate(members):
+                    found[i].append(self._candidates(prob[k], reg[k], scale, params[i]))
+        return [_merged(f) for f in found]
 
     def detect(self, images: list[np.ndarray], params: list[DetectParams]) -> list[list[Face]]:
-        boxes = [self.proposals(img, p) for img, p in zip(images, params, strict=True)]
+        if self.group:
+            boxes = self.grouped_proposals(images, params)
+        else:
+            boxes = [self.proposals(img, p) for img, p in zip(images, params, strict=True)]
         boxes = self._refine(images, params, boxes)
         return self._output(images, params, boxes)
 
@@ -212,7 +248,7 @@ class MtcnnOp:
     def __call__(self, batch: list[Photo]) -> list[Photo]:
         if self.detector is None:
             raise RuntimeError("MtcnnOp.setup() was not called")
-        found = self.detector.detect([p.image for p in batch], [p.params for p in batch])
+        found = self.detector.detect([host_image(p.image) for p in batch], [p.params for p in batch])
         for photo, faces in zip(batch, found, strict=True):
             photo.faces = keep_faces(faces, photo.params)
         return batch

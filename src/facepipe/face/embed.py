@@ -32,20 +32,37 @@ def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
 
 
 class EmbedOp:
-    """Batch of crops (HxWx3 uint8 RGB) -> batch of embeddings (float32, unit length)."""
+    """Batch of crops (HxWx3 uint8 RGB: arrays, or tensors on the GPU) -> batch of embeddings (float32,
+    unit length)."""
 
     def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
         self.bundle = bundle
         self.runtime = runtime
         self.session: Any = None
+        self.lane: Any = None  # face/device.py Lane, made on the first batch of device crops
 
     def setup(self) -> None:
         self.session = open_session(self.bundle, self.runtime)
 
+    def _on_device(self, crops: list[Any]) -> np.ndarray:
+        from facepipe.face.device import Lane, device_crops
+
+        self.lane = self.lane or Lane(crops[0].device)
+        with self.lane:  # stacked on a stream of this op's own; the session's stream waits for it
+            pixels = device_crops(crops, self.bundle.manifest.preprocess.size or [112, 112])
+            if hasattr(self.session, "run_pixels"):
+                out: np.ndarray = self.session.run_pixels(pixels)[0]
+                return out
+        host = list(pixels.cpu().numpy())  # the embedder runs on CPU: the crops come back
+        out = self.session.run({self.session.input_names[0]: to_tensor(host, self.bundle)})[0]
+        return out
+
     def __call__(self, batch: list[Any]) -> list[Any]:
         if self.session is None:
             raise RuntimeError("EmbedOp.setup() was not called")
-        if hasattr(self.session, "run_pixels"):  # normalised on the device
+        if batch and not isinstance(batch[0], np.ndarray):  # crops on the GPU (decode or align ran there)
+            emb = self._on_device(batch)
+        elif hasattr(self.session, "run_pixels"):  # normalised on the device
             emb = self.session.run_pixels(resized(batch, self.bundle))[0]
         else:
             emb = self.session.run({self.session.input_names[0]: to_tensor(batch, self.bundle)})[0]

@@ -25,6 +25,7 @@ class Face:
     score: float
     landmarks: np.ndarray  # (5, 2) or (4, 2): eyes, nose, mouth corners (or mouth centre)
     crop: np.ndarray | None = None  # aligned 112x112 RGB
+    device_crop: Any = None  # the same crop as a tensor on the GPU (align on CUDA), read by embed
     embedding: np.ndarray | None = None
     liveness: float | None = None
     quality: Quality | None = None  # face/quality.py, written by the face DAG's join
@@ -49,10 +50,17 @@ class Face:
 class Photo:
     """One image of a request on its way through the pipeline."""
 
-    image: np.ndarray  # RGB uint8
+    image: Any  # HxWx3 RGB uint8: an array, or a torch tensor on the GPU when decode runs there
     params: DetectParams = field(default_factory=DetectParams)
     faces: list[Face] = field(default_factory=list)
     label: str = "image"
+
+
+def host_image(image: Any) -> np.ndarray:
+    """A photo's image as a host array (a GPU tensor is copied back; an array is returned as it is)."""
+    if isinstance(image, np.ndarray):
+        return image
+    return np.ascontiguousarray(image.cpu().numpy())
 
 
 def keep_faces(faces: list[Face], p: DetectParams) -> list[Face]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facepipe.face.align import dlib_chip, similarity_transform
-from facepipe.face.faces import Photo
+from facepipe.face.faces import Photo, host_image
 from facepipe.models.convert.dlib_shape import Cascade, ShapeModel, load_shape_model
 
 Box = tuple[int, int, int, int]  # dlib rectangle: left, top, right, bottom (inclusive)
@@ -103,7 +103,10 @@ class DlibChipOp:
         if self.model is None:
             raise RuntimeError("DlibChipOp.setup() was not called")
         for photo in batch:
+            if not photo.faces:
+                continue
+            image = host_image(photo.image)
             for face in photo.faces:
-                points = predict(self.model, photo.image, hog_box(face.box, self.detector))
-                face.crop = dlib_chip(photo.image, points)
+                points = predict(self.model, image, hog_box(face.box, self.detector))
+                face.crop = dlib_chip(image, points)
         return batch

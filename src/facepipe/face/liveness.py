@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facepipe.face.faces import Face, Photo
+from facepipe.face.faces import Face, Photo, host_image
 from facepipe.models.bundle import Bundle
 from facepipe.runtime import CPU, RuntimeSpec, open_session
 
@@ -42,7 +42,7 @@ class LivenessOp:
             return [[] if id(p) in asked else None for p in batch]
         pre = self.bundle.manifest.preprocess
         size = pre.size[1]
-        x = pre.normalize(np.stack([face_patch(p.image, f, size) for p, f in wanted]))
+        x = pre.normalize(np.stack([face_patch(host_image(p.image), f, size) for p, f in wanted]))
         clss, leaf = self.session.run({self.session.input_names[0]: x})
         scores = iter(float(s) for s in np.sum(np.abs(clss) * leaf, axis=1))
         return [[next(scores) for _ in p.faces] if id(p) in asked else None for p in batch]

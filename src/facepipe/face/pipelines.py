@@ -12,8 +12,8 @@ import numpy as np
 
 from facepipe.config import Config
 from facepipe.engine import Chain, Dag, FunctionOp, Node, Pipeline, per_item
-from facepipe.engine.op import OpFactory
-from facepipe.errors import ModelError
+from facepipe.engine.op import Op, OpFactory
+from facepipe.errors import ConfigError, ModelError
 from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
@@ -71,6 +71,27 @@ def photo_decode_op(limits: DecodeLimits) -> FunctionOp:
     return per_item(decode)
 
 
+def gpu_of(config: Config, op: str) -> str:
+    """``cuda:N[,M...]`` where ``op.<op>.local_service_conf`` puts a model-less op on the GPU
+    (``device_type: 1``; every listed GPU, taken in turn by the op's workers), else ''."""
+    spec = runtime_spec(config.op_config(op))
+    if spec.device != "cuda":
+        return ""
+    return "cuda:" + ",".join(str(d) for d in (spec.devices or (spec.index,)))
+
+
+def device_photo_decode_op(limits: DecodeLimits, device: str) -> Op:
+    from facepipe.face.device_ops import DevicePhotoDecodeOp
+
+    return DevicePhotoDecodeOp(limits, device)
+
+
+def device_align_op(device: str) -> Op:
+    from facepipe.face.device_ops import DeviceAlignOp
+
+    return DeviceAlignOp(device)
+
+
 def _align(batch: list[Photo]) -> list[Photo]:
     for photo in batch:
         for face in photo.faces:
@@ -93,7 +114,9 @@ class FaceEmbedOp:
         self.embed.setup()
 
     def __call__(self, batch: list[Photo]) -> list[list[np.ndarray]]:
-        crops = [f.crop for p in batch for f in p.faces]
+        faces = [f for p in batch for f in p.faces]
+        on_gpu = bool(faces) and all(f.device_crop is not None for f in faces)  # align ran on the GPU
+        crops = [f.device_crop if on_gpu else f.crop for f in faces]
         embs = iter(np.asarray(e) for e in self.embed(crops)) if crops else iter([])
         return [[next(embs) for _ in p.faces] for p in batch]
 
@@ -143,7 +166,12 @@ def join_op(names: tuple[str, ...], builtin: int) -> FunctionOp:
     return per_item(partial(_join, names, builtin))
 
 
-def arcface_op(limits: DecodeLimits, bundle: Bundle, runtime: RuntimeSpec) -> Chain:
+def arcface_op(limits: DecodeLimits, bundle: Bundle, runtime: RuntimeSpec, gpu: str = "") -> Chain:
+    """Decode (on the GPU ``gpu`` when ``op.decode`` is there: nvJPEG) then embed, in one worker."""
+    if gpu:
+        from facepipe.face.device_ops import DeviceDecodeOp
+
+        return Chain(DeviceDecodeOp(limits, gpu), EmbedOp(bundle, runtime))
     return Chain(decode_op(limits), EmbedOp(bundle, runtime))
 
 
@@ -162,7 +190,8 @@ def arcface(config: Config, bundle: Bundle) -> Pipeline:
     preprocess and process (a separate decode stage cost a thread hop: 0.7 ms at concurrency 1)."""
     runtime = pinned(bundle, runtime_spec(config.op_config("ArcFace")))
     limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
-    return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime)).compile(config)
+    gpu = gpu_of(config, "decode") if runtime.device == "cuda" else ""
+    return Dag("ArcFace").add("ArcFace", partial(arcface_op, limits, bundle, runtime, gpu)).compile(config)
 
 
 def path_spec(config: Config, op: str, detector: str) -> RuntimeSpec:
@@ -181,11 +210,24 @@ def embed_spec(config: Config, bundle: Bundle, detector: str) -> RuntimeSpec:
     return pinned(bundle, path_spec(config, "ArcFace", detector))
 
 
-def _align_factory(embedder: Bundle, detector: str) -> OpFactory:
+def _align_factory(embedder: Bundle, detector: str, gpu: str) -> OpFactory:
     landmarks = landmarks_file(embedder)
     if alignment(embedder) == DLIB_CHIP and landmarks is not None:
         return partial(dlib_chip_op, landmarks, detector)
-    return align_op
+    return partial(device_align_op, gpu) if gpu else align_op
+
+
+def gpu_path_problem(config: Config, nodes: Sequence[str]) -> str:
+    """Why images or crops on the GPU cannot flow through these nodes ('' if they can): they stay in
+    the worker's process, so every op they reach must be a thread op."""
+    for name in nodes:
+        op = config.op_config(name)
+        if not (config.dag.is_thread_op if op.is_thread_op is None else op.is_thread_op):
+            return (
+                f"op.{name}.is_thread_op: must be true while op.decode or op.align runs on the GPU "
+                "(device_type: 1): images and crops on the GPU do not leave the worker's process"
+            )
+    return ""
 
 
 def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Sequence[Node] = ()) -> Pipeline:
@@ -201,11 +243,17 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
     limits = DecodeLimits(max_bytes=config.max_body_bytes, max_pixels=config.face.max_image_pixels)
     # factories are partials of module-level functions: with dag.is_thread_op: false they are
     # pickled into each worker's process
+    decode_gpu, align_gpu = gpu_of(config, "decode"), gpu_of(config, "align")
+    decode = (
+        partial(device_photo_decode_op, limits, decode_gpu)
+        if decode_gpu
+        else partial(photo_decode_op, limits)
+    )
     dag = (
         Dag(f"photos-{detector}")
-        .add("decode", partial(photo_decode_op, limits))
+        .add("decode", decode)
         .add("detect", partial(detector_op, detector), model=DETECTORS[detector])
-        .add("align", _align_factory(embed_bundle, detector))
+        .add("align", _align_factory(embed_bundle, detector, align_gpu))
         .add("embed", partial(face_embed_op, embed_bundle, embed_runtime), inputs="align")
     )
     branches = ["embed"]
@@ -219,5 +267,12 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
         dag.add(node.name, node.op, inputs=node.inputs or "align", model=node.models)
         branches.append(node.name)
     dag.add("join", partial(join_op, tuple(branches), builtin), inputs=["align", *branches])
+    problem = (
+        gpu_path_problem(config, ["decode", "detect", "align", *branches, "join"])
+        if decode_gpu or align_gpu
+        else ""
+    )
+    if problem:
+        raise ConfigError(problem)
     specs = {"detect": path_spec(config, "detect", detector)}  # behind BlazeFace, auto is fp32
     return dag.compile(config, RepositoryModels(config, repo, specs=specs))

@@ -188,7 +188,9 @@ class TorchSession:
     def _on_stream(self) -> Any:
         return torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
 
-    def _upload(self, batch: np.ndarray) -> torch.Tensor:
+    def _upload(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(batch, torch.Tensor):  # already a tensor (on the device: the photo path's crops)
+            return batch.to(self.device.torch_device, non_blocking=True)
         t = torch.from_numpy(np.ascontiguousarray(batch))
         if self._done is None:
             return t.to(self.device.torch_device)
@@ -205,10 +207,15 @@ class TorchSession:
         return [h.numpy().copy() for h in hosts]  # the pinned buffers go back to torch's cache
 
     def _chunked(
-        self, batch: np.ndarray, prepare: Callable[[torch.Tensor], torch.Tensor]
+        self, batch: np.ndarray | torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor]
     ) -> list[np.ndarray]:
         """``batch`` in calls of at most ``max_batch``, each uploaded and ``prepare``d on the device."""
         parts = []
+        if isinstance(batch, torch.Tensor) and batch.is_cuda and self._stream is not None:
+            # a tensor the caller made on its own stream: this session's stream waits for that work,
+            # and the allocator keeps its memory until this stream is done with it
+            self._stream.wait_stream(torch.cuda.current_stream(batch.device))
+            batch.record_stream(self._stream)
         with self._lock, self._on_stream():
             for i in range(0, batch.shape[0], self.max_batch):
                 t = self._upload(batch[i : i + self.max_batch])
@@ -219,8 +226,9 @@ class TorchSession:
         """Like ``OnnxSession.run``: float inputs (already normalised), outputs as float32 arrays."""
         return self._chunked(next(iter(inputs.values())), lambda t: t.to(self.dtype))
 
-    def run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
-        """uint8 NHWC RGB images at the model's input size, normalised on the device."""
+    def run_pixels(self, pixels: np.ndarray | torch.Tensor) -> list[np.ndarray]:
+        """uint8 NHWC RGB images at the model's input size, normalised on the device (an array, or a
+        tensor already on the device, which is not copied through the host)."""
 
         def normalise(t: torch.Tensor) -> torch.Tensor:
             t = t.float().flip(-1) if self._bgr else t.float()
