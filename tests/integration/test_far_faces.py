@@ -35,26 +35,28 @@ def _jpeg(img: np.ndarray) -> bytes:
 
 def _faces(url: str, data: bytes, detector: str | None = None) -> list[dict]:
     params = {"detector": detector} if detector else {}
-    r = httpx.post(url + "/v1/detect", content=data, params=params, timeout=60)
+    r = httpx.post(url + "/v1/detect", files={"a": data}, params=params, timeout=60)
     assert r.status_code == 200, r.text
     return list(r.json()["results"][0]["faces"])
 
 
 def test_far_faces_found_by_default_and_missed_by_short_range(far_server: Running, lfw_dir: Path) -> None:
-    """lfw-dev faces shrunk to ~110 px in a 1280x720 frame: the default (full-range) detector finds
+    """lfw-dev faces shrunk to ~90 px in a 1280x720 frame: the default (full-range) detector finds
     them; ``detector=blazeface`` misses most (bench/results/detectors.md)."""
     found = {"full": 0, "short": 0}
-    files = sorted((lfw_dir / "images").glob("*/*.jpg"))[::200][:10]
+    files = sorted((lfw_dir / "images").glob("*/*.jpg"))[::120][:16]
     for i, path in enumerate(files):
         frame = np.full((720, 1280, 3), 96, np.uint8)
-        x, y = 60 + 90 * i, 40 + 30 * i
-        frame[y : y + 250, x : x + 250] = cv2.resize(cv2.imread(str(path)), (250, 250))
+        x, y = 60 + 60 * i, 40 + 25 * i
+        frame[y : y + 200, x : x + 200] = cv2.resize(
+            cv2.imread(str(path)), (200, 200), interpolation=cv2.INTER_AREA
+        )
         data = _jpeg(frame)
         for key, det in (("full", None), ("short", "blazeface")):
             faces = _faces(far_server.url, data, det)
-            found[key] += any(abs((f["box"]["x1"] + f["box"]["x2"]) / 2 - x - 125) < 60 for f in faces)
-    assert found["full"] >= 8 and found["short"] <= 6, found
-    bad = httpx.post(far_server.url + "/v1/detect", content=data, params={"detector": "blazeface-full"})
+            found[key] += any(abs((f["box"]["x1"] + f["box"]["x2"]) / 2 - x - 100) < 50 for f in faces)
+    assert found["full"] >= 0.65 * len(files) and found["short"] <= 0.25 * len(files), found
+    bad = httpx.post(far_server.url + "/v1/detect", files={"a": data}, params={"detector": "blazeface-full"})
     assert bad.status_code == 400 and "blazeface_full" in bad.text
 
 
@@ -63,7 +65,9 @@ def test_flip_average_makes_a_mirror_image_embed_alike(far_server: Running, phot
     img = cv2.imread(str(photos_dir / "img1.jpg"))
     embs = []
     for version in (img, img[:, ::-1]):
-        r = httpx.post(far_server.url + "/v1/embed", content=_jpeg(np.ascontiguousarray(version)), timeout=60)
+        r = httpx.post(
+            far_server.url + "/v1/embed", files={"a": _jpeg(np.ascontiguousarray(version))}, timeout=60
+        )
         assert r.status_code == 200, r.text
         embs.append(np.asarray(r.json()["results"][0]["faces"][0]["embedding"], np.float32))
     assert float(embs[0] @ embs[1]) >= 0.98
