@@ -27,6 +27,7 @@ install: $(STAMP)
 models: install
 	$(BIN)/facepipe models pull default --models $(MODELS)
 	$(BIN)/facepipe models pull blazeface --models $(MODELS)
+	$(BIN)/facepipe models pull blazeface-full --models $(MODELS)
 
 serve: models
 	$(BIN)/facepipe serve --config $(CONFIG) --models $(MODELS)

@@ -165,7 +165,10 @@ def main() -> None:
         lines.append(f"| {t}{mark} | {100 * row['rank1']:.2f} % | {100 * row['strangers_matched']:.2f} % |")
     if ph["wrong"]:
         lines += ["", "Wrong photo pairs: " + "; ".join(ph["wrong"])]
-    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    md = out / f"{args.out}.md"
+    # the clean pack's section (bench/accuracy_clean.py) is kept
+    kept = md.read_text().partition("## The clean pack")[1:] if md.exists() else ("", "")
+    md.write_text("\n".join(lines) + "\n" + ("\n" + "".join(kept) if kept[0] else ""))
     print("\n".join(lines))
 
 

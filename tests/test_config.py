@@ -55,6 +55,8 @@ def test_is_thread_op_per_op_overrides_the_dag() -> None:
         ),
         ({"face": {"opencv_threads": -1}}, "face.opencv_threads"),
         ({"face": {"pack": "commercial"}}, "face.pack"),
+        ({"face": {"flip_average": "maybe"}}, "face.flip_average"),
+        ({"face": {"detector": "blazeface-full"}}, "face.detector"),
         ({"op": {"embed": {"is_thread_op": "maybe"}}}, "op.embed.is_thread_op"),
         ({"htp_port": 1}, "htp_port"),
         ({"gallery": {"store": "mysql://db/x"}}, "gallery.store"),

@@ -77,7 +77,7 @@ DEFAULT_OPS: dict[str, dict[str, Any]] = {
 class FaceConfig(_Strict):
     """Defaults of the face API (``/v1``); requests may override the detection ones."""
 
-    detector: Literal["mtcnn", "blazeface"] = "mtcnn"
+    detector: Literal["mtcnn", "blazeface", "blazeface_full"] = "mtcnn"
     # "clean": load only bundles whose weights may be used commercially (models pull clean)
     pack: Literal["any", "clean"] = "any"
     min_face_size: float = Field(40.0, ge=12)
@@ -92,6 +92,8 @@ class FaceConfig(_Strict):
     require_live: bool = Field(
         False, description="verify, identify and enrol refuse faces the anti-spoofing model calls spoof"
     )
+    # /v1 embeddings as the mean of each face crop's and its mirror image's (twice the embedder's work)
+    flip_average: bool = False
     opencv_threads: int = Field(1, ge=0, le=256)
     max_image_pixels: int = Field(40_000_000, ge=1, description="one image, read from its header")
     max_request_pixels: int = Field(64_000_000, ge=1, description="all images of one request")

@@ -106,3 +106,19 @@ def test_each_worker_takes_its_gpu_of_the_listed_ones() -> None:
         assert worker_device("cuda:0,2") == torch.device("cuda:2")
     with as_worker(2):
         assert worker_device("cuda:0,2") == torch.device("cuda:0")
+
+
+def test_flip_average_mirrors_crops_on_the_device_like_arrays() -> None:
+    """face.flip_average with align on the GPU: the crops are tensors; the mirror is the same."""
+    import numpy as np
+
+    from facepipe.face.embed import flip_averaged
+
+    def embed(crops: list) -> list:  # a stand-in embedder: the mean of each column, per crop
+        return [np.asarray(c, np.float32).mean(axis=(0, 2)) for c in crops]
+
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (4, 5, 3), dtype=np.uint8) for _ in range(3)]
+    on_host = flip_averaged(embed, crops)
+    on_device = flip_averaged(embed, [torch.from_numpy(c) for c in crops])
+    assert all(np.allclose(a, b) for a, b in zip(on_host, on_device, strict=True))

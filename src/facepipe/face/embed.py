@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -29,6 +30,22 @@ def to_tensor(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     if bundle.manifest.inputs[0].layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x)
+
+
+def flip_averaged(embed: Callable[[list[Any]], list[Any]], crops: list[Any]) -> list[np.ndarray]:
+    """``face.flip_average``: per crop, the unit-length mean of its embedding and its mirror image's,
+    all in one call of ``embed`` (twice the crops)."""
+    both = np.asarray(embed(crops + [_mirror(c) for c in crops]), np.float32)
+    mean = both[: len(crops)] + both[len(crops) :]
+    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-10)
+    return list(mean)
+
+
+def _mirror(crop: Any) -> Any:
+    """The crop flipped left to right: an array, or a tensor on the GPU (align ran there)."""
+    if isinstance(crop, np.ndarray):
+        return np.ascontiguousarray(crop[:, ::-1])
+    return crop.flip(1)
 
 
 class EmbedOp:

@@ -18,7 +18,7 @@ from facepipe.face.align import align
 from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.face.detect_blazeface import BlazeFaceOp
 from facepipe.face.detect_mtcnn import MtcnnOp
-from facepipe.face.embed import EmbedOp
+from facepipe.face.embed import EmbedOp, flip_averaged
 from facepipe.face.faces import DetectParams, Photo
 from facepipe.face.landmarks_dlib import DlibChipOp
 from facepipe.face.liveness import LivenessOp
@@ -28,7 +28,12 @@ from facepipe.models.repository import Repository
 from facepipe.runtime import RuntimeSpec, pinned, runtime_spec
 from facepipe.runtime.bound import BundleModel, RepositoryModels
 
-DETECTORS = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"), "blazeface": ("blazeface",)}
+DETECTORS = {
+    "mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"),
+    "blazeface": ("blazeface",),
+    "blazeface_full": ("blazeface-full",),  # MediaPipe's full-range model: faces up to ~5 m away
+}
+BLAZEFACES = ("blazeface", "blazeface_full")
 # The crops /v1 can cut: ArcFace-template alignment (face/align.py: align), and dlib's 5-point chip
 # (face/landmarks_dlib.py) for an embedder that carries dlib's shape predictor (dlib-resnet).
 ARCFACE, DLIB_CHIP = "arcface", "dlib-5point-chip"
@@ -105,10 +110,13 @@ def align_op() -> FunctionOp:
 
 class FaceEmbedOp:
     """Every face of every photo in the batch through the embedder in one call; per photo, the
-    embeddings of its faces (the photos are only read: the join writes ``face.embedding``)."""
+    embeddings of its faces (the photos are only read: the join writes ``face.embedding``).
+    ``flip`` (``face.flip_average``): each face's embedding is the unit-length mean of its crop's and
+    its mirror image's, both in the same call (twice the embedder's work)."""
 
-    def __init__(self, embed: EmbedOp) -> None:
+    def __init__(self, embed: EmbedOp, flip: bool = False) -> None:
         self.embed = embed
+        self.flip = flip
 
     def setup(self) -> None:
         self.embed.setup()
@@ -116,23 +124,30 @@ class FaceEmbedOp:
     def __call__(self, batch: list[Photo]) -> list[list[np.ndarray]]:
         faces = [f for p in batch for f in p.faces]
         on_gpu = bool(faces) and all(f.device_crop is not None for f in faces)  # align ran on the GPU
-        crops = [f.device_crop if on_gpu else f.crop for f in faces]
-        embs = iter(np.asarray(e) for e in self.embed(crops)) if crops else iter([])
+        crops: list[Any] = [f.device_crop if on_gpu else f.crop for f in faces]
+        if any(c is None for c in crops):
+            raise RuntimeError("a face reached embed without a crop (the align op cuts one per face)")
+        embs = iter(self._embed(crops)) if crops else iter([])
         return [[next(embs) for _ in p.faces] for p in batch]
+
+    def _embed(self, crops: list[Any]) -> list[np.ndarray]:
+        if self.flip:
+            return flip_averaged(self.embed, crops)
+        return [np.asarray(e) for e in self.embed(crops)]
 
 
 def detector_op(name: str, *nets: BundleModel) -> MtcnnOp | BlazeFaceOp:
     """The detector on the bundles the ``detect`` node names, with ``op.detect``'s runtime."""
     bundles, runtime = [n.bundle for n in nets], nets[0].runtime
-    return BlazeFaceOp(bundles[0], runtime) if name == "blazeface" else MtcnnOp(bundles, runtime)
+    return BlazeFaceOp(bundles[0], runtime) if name in BLAZEFACES else MtcnnOp(bundles, runtime)
 
 
 def liveness_op(model: BundleModel) -> LivenessOp:
     return LivenessOp(model.bundle, model.runtime)
 
 
-def face_embed_op(bundle: Bundle, runtime: RuntimeSpec) -> FaceEmbedOp:
-    return FaceEmbedOp(EmbedOp(bundle, runtime))
+def face_embed_op(bundle: Bundle, runtime: RuntimeSpec, flip: bool = False) -> FaceEmbedOp:
+    return FaceEmbedOp(EmbedOp(bundle, runtime), flip)
 
 
 def _plain(value: Any) -> Any:
@@ -198,9 +213,10 @@ def path_spec(config: Config, op: str, detector: str) -> RuntimeSpec:
     """An op's runtime on the photo path behind ``detector``. Behind BlazeFace, ``auto`` means fp32:
     there bf16 cost lfw-dev accuracy through the server past the 0.1 points allowed (all fp32 98.97 %;
     bf16 embedder 98.80 %, bf16 detector 98.77 %, both 98.83 %: bench/results/accuracy*.json), while
-    behind MTCNN bf16 held (99.40 % against 99.30 %)."""
+    behind MTCNN bf16 held (99.40 % against 99.30 %). The full-range BlazeFace path, not measured at
+    bf16, is kept at fp32 likewise."""
     spec = runtime_spec(config.op_config(op))
-    if detector == "blazeface" and spec.precision == "auto":
+    if detector in BLAZEFACES and spec.precision == "auto":
         spec = replace(spec, precision="fp32")
     return spec
 
@@ -254,7 +270,11 @@ def photos(config: Config, repo: Repository, detector: str = "mtcnn", extra: Seq
         .add("decode", decode)
         .add("detect", partial(detector_op, detector), model=DETECTORS[detector])
         .add("align", _align_factory(embed_bundle, detector, align_gpu))
-        .add("embed", partial(face_embed_op, embed_bundle, embed_runtime), inputs="align")
+        .add(
+            "embed",
+            partial(face_embed_op, embed_bundle, embed_runtime, config.face.flip_average),
+            inputs="align",
+        )
     )
     branches = ["embed"]
     if repo.versions("antispoof") and repo.permitted("antispoof"):

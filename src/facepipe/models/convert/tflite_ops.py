@@ -199,6 +199,36 @@ def l2_normalization(em: Emitter, op: Op) -> None:
     em.set(op.outputs[0], em.node("Div", [x, norm]), nchw=False)
 
 
+def pad(em: Emitter, op: Op) -> None:
+    """PAD / PADV2 with constant paddings (zeros, or PADV2's constant) in the input's own layout."""
+    pads = em.data(op.inputs[1]).astype(np.int64).reshape(-1, 2)
+    v = em.values[op.inputs[0]]
+    if v.nchw:
+        pads = pads[[0, 3, 1, 2]]
+    ins = [em.get(op.inputs[0], "any"), em.const(np.concatenate([pads[:, 0], pads[:, 1]]))]
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        ins.append(em.const(em.data(op.inputs[2]).astype(np.float32).reshape(()), "pad_value"))
+    em.set(op.outputs[0], em.node("Pad", ins, mode="constant"), nchw=v.nchw)
+
+
+def resize_bilinear(em: Emitter, op: Op) -> None:
+    """RESIZE_BILINEAR to a constant size; TFLite's align_corners / half_pixel_centers as ONNX's
+    coordinate transformation modes."""
+    opts = op.options
+    if opts is not None and opts.AlignCorners():
+        mode = "align_corners"
+    elif opts is not None and opts.HalfPixelCenters():
+        mode = "half_pixel"
+    else:
+        mode = "asymmetric"
+    x = em.get(op.inputs[0], "nchw")
+    in_h, in_w = em.graph.tensors[op.inputs[0]].shape[1:3]
+    out_h, out_w = (int(d) for d in em.data(op.inputs[1]))
+    scales = em.const(np.array([1.0, 1.0, out_h / in_h, out_w / in_w], np.float32), "scales")
+    out = em.node("Resize", [x, "", scales], mode="linear", coordinate_transformation_mode=mode)
+    em.set(op.outputs[0], out, nchw=True)
+
+
 HANDLERS: dict[str, Handler] = {
     "CONV_2D": conv,
     "DEPTHWISE_CONV_2D": lambda em, op: conv(em, op, depthwise=True),
@@ -236,4 +266,7 @@ HANDLERS: dict[str, Handler] = {
     "SOFTMAX": softmax,
     "STRIDED_SLICE": strided_slice,
     "L2_NORMALIZATION": l2_normalization,
+    "PAD": pad,
+    "PADV2": pad,
+    "RESIZE_BILINEAR": resize_bilinear,
 }

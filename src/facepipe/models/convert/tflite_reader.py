@@ -42,6 +42,7 @@ _OPTIONS: dict[str, Any] = {
     "MEAN": tflite.ReducerOptions,
     "STRIDED_SLICE": tflite.StridedSliceOptions,
     "L2_NORMALIZATION": tflite.L2NormOptions,
+    "RESIZE_BILINEAR": tflite.ResizeBilinearOptions,
 }
 
 
