@@ -5,7 +5,8 @@ measured in the same run (bench/gpu_stages.py, in a spawned child before the ser
 Writes the run's JSON; ``report`` makes bench/results/gpu-photos.{json,md} from one or more runs.
 
     python bench/gpu_h100.py prepare                  # here: crops + 500 photos into .gpu/
-    python bench/gpu_photos.py run [--cpu-path]       # on the GPU machine (MPS on, 12 processes)
+    python bench/gpu_photos.py run [--cpu-path] [--tuned]  # on the GPU machine (MPS on, 12 processes)
+    TESTS=0 STAGES=0 ...                             # the server parts alone
     python bench/gpu_photos.py report RUN [RUN ...]   # here
 """
 
@@ -34,6 +35,13 @@ from bench.gpu_h100 import DATA, cpu_jiffies, crops, in_child, kserve_binary, mp
 from bench.gpu_layouts import profiled  # noqa: E402
 
 WORKERS, ARC_WAIT_MS = 12, 2.0
+# the tuned photo layout (`run --tuned`): 2 workers per GPU photo op (not 8/4/4 each issuing its own
+# call of 1-3 photos), batches of up to 64 and a 2 ms batching wait, so that each GPU call carries more
+TUNED = {
+    "decode": {"concurrency": 2, "batch_size": 64, "auto_batching_timeout": 2},
+    "detect": {"concurrency": 2, "batch_size": 64, "auto_batching_timeout": 2},
+    "align": {"concurrency": 2, "batch_size": 64, "auto_batching_timeout": 2},
+}
 SMOKE = os.environ.get("SMOKE") == "1"  # here, without a GPU: every code path of the script, briefly
 # seconds of each level and warm-up, scaled (LEVEL_SCALE: a shorter run where device time is short)
 T = 0.15 if SMOKE else float(os.environ.get("LEVEL_SCALE", "1.0"))
@@ -44,9 +52,10 @@ def c_(n: int) -> int:
     return max(2, int(n * C))
 
 
-def photo_config(gpu_path: bool) -> dict:
+def photo_config(gpu_path: bool, tuned: bool = False) -> dict:
     """bench/gpu_h100.py's server (every model op on CUDA, fp16, 12 processes), with decode and align
-    on the GPU too when ``gpu_path`` (op.decode / op.align ``device_type: 1``)."""
+    on the GPU too when ``gpu_path`` (op.decode / op.align ``device_type: 1``); ``tuned``: TUNED's
+    workers, batches and waits on top."""
     cfg = server_config(1 if SMOKE else WORKERS, ARC_WAIT_MS)
     if SMOKE:
         for op in cfg["op"].values():
@@ -55,6 +64,9 @@ def photo_config(gpu_path: bool) -> dict:
         gpu = {"device_type": 1, "devices": "0"}
         cfg["op"]["decode"] |= {"local_service_conf": gpu, "auto_batching_timeout": 1}
         cfg["op"]["align"] |= {"local_service_conf": gpu, "batch_size": 64}
+    if tuned:
+        for op, settings in TUNED.items():
+            cfg["op"][op] |= settings
     return cfg
 
 
@@ -117,7 +129,7 @@ def start(models: Path, tmp: Path, cfg: dict) -> Any:
     return launch(args, tmp, cfg, ready_s=400, script=True)
 
 
-def server_numbers(models: Path, gpu_path: bool, photos_only: bool = False) -> dict:
+def server_numbers(models: Path, gpu_path: bool, photos_only: bool = False, tuned: bool = False) -> dict:
     from facepipe.tools import loadgen
     from tests.integration.conftest import stop_server
 
@@ -142,7 +154,7 @@ def server_numbers(models: Path, gpu_path: bool, photos_only: bool = False) -> d
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run = start(models, Path(tmp), photo_config(gpu_path))
+        run = start(models, Path(tmp), photo_config(gpu_path, tuned))
         out["ready_s"] = time.perf_counter() - t0
         try:
             for detector, levels in (("blazeface", (256, 384)), ("mtcnn", (64, 128))):
@@ -244,7 +256,7 @@ def stage_numbers(models: Path) -> dict:
     return stages(models)
 
 
-def run(models: Path, out_dir: Path, cpu_path: bool) -> None:
+def run(models: Path, out_dir: Path, cpu_path: bool, tuned: bool = False) -> None:
     """Every part in order; the JSON is rewritten after each, so a run stopped at its time limit
     still leaves what it measured."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -252,9 +264,11 @@ def run(models: Path, out_dir: Path, cpu_path: bool) -> None:
     res: dict[str, Any] = model_info() if SMOKE else in_child(model_info)
     res["cores"] = os.cpu_count()
     res["machine"] = f"{platform.node()}, {res['gpu']}, {res['cores']} cores"
-    res["command"] = "python bench/gpu_photos.py run" + (" --cpu-path" if cpu_path else "")
+    res["command"] = "python bench/gpu_photos.py run" + " --cpu-path" * cpu_path + " --tuned" * tuned
     res["level_scale"] = T
     res["photo_config"] = {k: photo_config(True)["op"][k] for k in ("decode", "detect", "align", "embed")}
+    if tuned:
+        res["photo_config_tuned"] = {k: photo_config(True, True)["op"][k] for k in TUNED}
     try:
         import torchvision
 
@@ -264,7 +278,10 @@ def run(models: Path, out_dir: Path, cpu_path: bool) -> None:
     parts: list[tuple[str, Any]] = []
     if os.environ.get("TESTS", "1") == "1":
         parts.append(("tests", gpu_tests))
-    parts.append(("stages", lambda: in_child(stage_numbers, models)))  # in a child: no CUDA context here
+    if os.environ.get("STAGES", "1") == "1":  # in a child: no CUDA context here
+        parts.append(("stages", lambda: in_child(stage_numbers, models)))
+    if tuned:
+        parts.append(("server_gpu_tuned", lambda: server_numbers(models, True, tuned=True)))
     parts.append(("server_gpu_path", lambda: server_numbers(models, True)))
     if cpu_path:
         parts.append(("server_cpu_path", lambda: server_numbers(models, False, photos_only=True)))
@@ -289,11 +306,12 @@ def main() -> None:
     ap.add_argument("what", choices=["run", "report"])
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--cpu-path", action="store_true", help="also the server with decode and align on CPU")
+    ap.add_argument("--tuned", action="store_true", help="also the server with the TUNED photo layout")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     args = ap.parse_args()
     if args.what == "run":
-        run(args.models, args.out, args.cpu_path)
+        run(args.models, args.out, args.cpu_path, args.tuned)
     else:
         from bench.gpu_photos_report import report
 

@@ -100,23 +100,24 @@ def _num(v: Any, unit: str = "") -> str:
     return f"{v:.1f}" if unit == "ms" else f"{v:,.0f}"
 
 
-def target_rows(runs: list[dict]) -> list[str]:
-    names = [r["_name"] for r in runs]
+def target_rows(cols: list[dict]) -> list[str]:
+    names = [c["_name"] for c in cols]
     rows = [f"| measure | {' | '.join(names)} | target | met |", "| --- |" + " --- |" * (len(names) + 2)]
     for label, key, target, unit in TARGETS:
-        vals = [r["_sum"].get(key) for r in runs]
-        cells = []
-        for r, v in zip(runs, vals, strict=True):
+        cells, met = [], {}
+        for c in cols:
+            v, extra = c["_sum"].get(key), ""
             ceil = CEILINGS.get(key)
-            extra = ""
-            if ceil and v is not None and ceil[0] in r.get("stages", {}):
-                c = r["stages"][ceil[0]]
-                extra = f" ({100 * v / c:.0f} % of {c:,.0f}, {ceil[1]})"
+            if ceil and v is not None and ceil[0] in c.get("stages", {}):
+                top = c["stages"][ceil[0]]
+                extra = f" ({100 * v / top:.0f} % of {top:,.0f}, {ceil[1]})"
             cells.append(_num(v, unit) + extra)
-        have = [v for v in vals if v is not None]
-        ok = sum(v >= target if target >= 0 else v <= -target for v in have)
+            if v is not None:
+                ok, n = met.get(c["_layout"], (0, 0))
+                met[c["_layout"]] = (ok + (v >= target if target >= 0 else v <= -target), n + 1)
         t = f"≤ {-target} {unit}" if target < 0 else f"≥ {target:,} {unit}"
-        rows.append(f"| {label} | {' | '.join(cells)} | {t} | {ok} of {len(have)} runs |")
+        said = ", ".join(f"{lay} {ok} of {n}" for lay, (ok, n) in met.items())
+        rows.append(f"| {label} | {' | '.join(cells)} | {t} | {said} |")
     return rows
 
 
@@ -149,33 +150,47 @@ def profile_rows(name: str, profile: dict) -> list[str]:
     return rows
 
 
+def columns(runs: list[dict]) -> list[dict]:
+    """One column per server layout a run measured: the shipped bench config (``server_gpu_path``)
+    and, where the run had ``--tuned``, the tuned photo layout (``server_gpu_tuned``)."""
+    cols = []
+    for r in runs:
+        for part, layout in (("server_gpu_path", "shipped"), ("server_gpu_tuned", "tuned")):
+            server = r.get(part)
+            if isinstance(server, dict) and "error" not in server:
+                r["_sum" if layout == "shipped" else "_sum_tuned"] = s = summary(server)
+                name = r["_name"] + (f", {layout}" if "server_gpu_tuned" in r else "")
+                cols.append(
+                    {"_name": name, "_layout": layout, "_sum": s, "_server": server}
+                    | {"stages": r.get("stages", {})}
+                )
+    return cols
+
+
 def report(paths: list[Path], out: Path) -> None:
     runs = [json.loads(p.read_text()) for p in paths]
     for i, (r, p) in enumerate(zip(runs, paths, strict=True)):
         r["_name"], r["_file"] = f"run {i + 1}", p.name
-    served = [
-        r for r in runs if isinstance(r.get("server_gpu_path"), dict) and "error" not in r["server_gpu_path"]
-    ]
-    for r in served:
-        r["_sum"] = summary(r["server_gpu_path"])
+    cols = columns(runs)
     (out / "gpu-photos.json").write_text(json.dumps({"runs": runs}, indent=2))
     last = runs[-1]
     lines = [
         "# GPU photo pipeline: nvJPEG decode, batched warps, crops kept on the GPU, grouped P-Net",
         "",
         f"Machine: {last['machine']}; torch {last['torch']}, torchvision {last['torchvision']}; driver "
-        "580.159.04. Command on the device: `bash bench/gpu_device.sh [--cpu-path]` in a copy of this tree "
-        "(the script says what travels with it), i.e. "
-        "`python bench/gpu_photos.py run [--cpu-path]` (after `python bench/gpu_h100.py prepare` here; "
-        "the script names the wheels it installs). Runs, in order: "
-        + "; ".join(f"{r['_name']} `{r['_file']}`" for r in runs)
+        "580.159.04. Command on the device: `bash bench/gpu_device.sh [--cpu-path] [--tuned]` in a copy "
+        "of this tree (the script says what travels with it), i.e. "
+        "`python bench/gpu_photos.py run [--cpu-path] [--tuned]` (after `python bench/gpu_h100.py "
+        "prepare` here; the script names the wheels it installs). Runs, in order: "
+        + "; ".join(f"{r['_name']} `{r['_file']}` (`{r['command']}`)" for r in runs)
         + ". Server: 12 processes under CUDA MPS, every model op on CUDA in fp16, `op.decode` and "
-        "`op.align` with `device_type: 1` (bench/gpu_photos.py `photo_config`; per-run op settings in "
-        "the JSON), server and load generator on one machine; 250x250 LFW photos, `max_faces=1`.",
+        "`op.align` with `device_type: 1` (bench/gpu_photos.py `photo_config`; `tuned`: its `TUNED` "
+        "on top; per-run op settings in the JSON), server and load generator on one machine; 250x250 "
+        "LFW photos, `max_faces=1`.",
         "",
         "## Targets",
         "",
-        *target_rows(served),
+        *target_rows(cols),
         "",
         "## Stages, items per second, one process (bench/gpu_stages.py; same run as the server numbers)",
         "",
@@ -184,11 +199,9 @@ def report(paths: list[Path], out: Path) -> None:
         "## Where the photo path's time goes: /metrics of all 12 server processes, over all levels",
         "",
     ]
-    for r in served:
-        lines += [
-            *profile_rows(f"{r['_name']}, GPU path", r["server_gpu_path"].get("profile_photos", {})),
-            "",
-        ]
+    for c in cols:
+        lines += [*profile_rows(f"{c['_name']}, GPU path", c["_server"].get("profile_photos", {})), ""]
+    for r in runs:
         cpu = r.get("server_cpu_path")
         if isinstance(cpu, dict) and "profile_photos" in cpu:
             lines += [*profile_rows(f"{r['_name']}, CPU decode + align", cpu["profile_photos"]), ""]
