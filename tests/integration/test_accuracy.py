@@ -38,7 +38,9 @@ def test_identification_on_lfw_dev(models_dir: Path, lfw_dir: Path, tmp_path: Pa
         res = identification(running.url, lfw_dir, key)
     finally:
         stop_server(running)
-    assert res["enrolled"] >= 740 and res["rank1"] >= 0.96
+    # 746 people have two or more images; a few first images have no face the detector finds, and
+    # enrol.min_quality (0.25) refuses a few more (737 enrolled since the quality gate, 740+ before)
+    assert res["enrolled"] >= 730 and res["rank1"] >= 0.96, res
     at_default = res["sweep"]["0.60"]  # gallery.identify_threshold
     assert at_default["strangers_matched"] <= 0.02 and at_default["rank1"] >= 0.85
 
