@@ -7,8 +7,11 @@ model for 10 and 100 nodes from those numbers. Writes bench/results/scale-out.{j
 
 Layouts, each with 2 server processes of one ``ArcFace`` worker thread (batch up to 8):
 - local: ``facepipe serve`` with ``worker_num: 2`` (SO_REUSEPORT, the kernel spreads connections);
-- ray: a head node (no replicas) and one worker node of 2 CPUs, ``ray.replicas: 2``; the load goes
-  through Ray's HTTP proxy.
+- ray: a head node (no replicas) and one worker node, ``ray.replicas: 2``, in Ray's high-throughput
+  mode as README's "Scaling out" starts it (``RAY_SERVE_ENABLE_HA_PROXY=1``,
+  ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``: HAProxy on each node hands HTTP straight to the replicas);
+- ray-proxy: the same cluster in Ray's default mode (Serve's Python proxy between client and replica),
+  throughput rounds only.
 Both run on this host; the load generator shares its cores with the servers (and, on a shared machine,
 with whatever else runs: the load average is recorded with every round).
 """
@@ -34,11 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.chaos import cmdline  # noqa: E402
 from facepipe.tools.loadgen import Level, closed_loop, encode_post, seed_ok  # noqa: E402
 from tests.integration.conftest import free_port, launch, stop_server  # noqa: E402
 from tests.integration.ray_cluster import Cluster, environment  # noqa: E402
 
 OBJECT_STORE = "100000000"
+HIGH_THROUGHPUT = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}  # README's
 
 
 def base_config(tmp: Path, http: int, rpc: int) -> dict[str, Any]:
@@ -54,10 +59,47 @@ def base_config(tmp: Path, http: int, rpc: int) -> dict[str, Any]:
     }
 
 
-def measure(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[Level, float]:
+GROUPS = (  # process group: what its command line holds (first match wins)
+    ("replicas", ("ray::ServeReplica",)),
+    ("Serve proxy", ("ray::ProxyActor",)),
+    ("haproxy", ("haproxy",)),
+    ("Ray daemons", ("raylet", "gcs_server", "ray::", "/ray/", "ray/_private", "ray/dashboard")),
+    ("facepipe server", ("facepipe",)),
+)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far, by process group; the load generator is this process and its (reaped)
+    children; "other" is the rest of the machine (kernel threads included)."""
+    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    t = os.times()
+    out = dict.fromkeys([g for g, _ in GROUPS] + ["other"], 0.0)
+    out["load generator"] = t.user + t.system + t.children_user + t.children_system
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if pid == me or int(fields[1]) == me:
+            continue  # counted by os.times once reaped
+        cmd = cmdline(pid)
+        group = next((g for g, marks in GROUPS if any(m in cmd for m in marks)), "other")
+        out[group] += (int(fields[11]) + int(fields[12])) / tick
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    out["idle"] = (cpu[3] + cpu[4]) / tick  # idle + iowait, all cores
+    out["steal"] = cpu[7] / tick  # taken by the hypervisor for other machines
+    out["busy"] = (sum(cpu[:8]) - cpu[3] - cpu[4] - cpu[7]) / tick  # every core, interrupts included
+    return out
+
+
+def measure(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[Level, float, dict]:
+    """One round; with it the CPU milliseconds per request each process group spent."""
     closed_loop(url, [encode_post(url, body)], concurrency, 2, 2, seed_ok)  # warm-up
+    before = cpu_seconds()
     level = closed_loop(url, [encode_post(url, body)], concurrency, seconds, 2, seed_ok)
-    return level, os.getloadavg()[0]
+    after = cpu_seconds()
+    per_request = {g: 1e3 * (after[g] - before.get(g, 0.0)) / max(level.requests, 1) for g in after}
+    return level, os.getloadavg()[0], per_request
 
 
 def local_rounds(models: Path, tmp: Path, body: bytes, args: argparse.Namespace) -> list[dict]:
@@ -71,16 +113,17 @@ def local_rounds(models: Path, tmp: Path, body: bytes, args: argparse.Namespace)
     try:
         url = f"http://127.0.0.1:{http}/ArcFace/prediction"
         return [
-            dict(asdict(lv), load=la)
-            for lv, la in (measure(url, body, args.c, args.seconds) for _ in range(args.rounds))
+            dict(asdict(lv), load=la, cpu_ms=cpu)
+            for lv, la, cpu in (measure(url, body, args.c, args.seconds) for _ in range(args.rounds))
         ]
     finally:
         stop_server(run)
 
 
-def start_cluster(tmp: Path) -> Cluster:
+def start_cluster(tmp: Path, mode: dict[str, str]) -> Cluster:
     gcs = free_port()
-    c = Cluster(f"127.0.0.1:{gcs}", environment(str(ROOT / "src")), tmp / "commands.log")
+    env = {k: v for k, v in environment(str(ROOT / "src")).items() if k not in HIGH_THROUGHPUT} | mode
+    c = Cluster(f"127.0.0.1:{gcs}", env, tmp / "commands.log")
     flags = f"--object-store-memory {OBJECT_STORE} --disable-usage-stats"
     c.run(f"ray start --head --port {gcs} --num-cpus 0 --include-dashboard false {flags}")
     c.find_session()
@@ -144,34 +187,40 @@ def admin_log_cost(n: int = 2000) -> dict[str, float]:
     return {"round_trip_ms": serial * 1e3, "calls_per_s": n / (time.perf_counter() - t0)}
 
 
-def ray_rounds(models: Path, tmp: Path, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
+def ray_rounds(
+    models: Path, tmp: Path, body: bytes, args: argparse.Namespace, mode: dict[str, str], full: bool
+) -> dict[str, Any]:
+    """Throughput rounds on a fresh cluster started with ``mode``'s environment; ``full``: also the
+    time to add a replica under load and the admin log's cost."""
     import ray
 
     from facepipe.config import parse_config
     from facepipe.server.ray_app import ReplicaSpec, deploy
 
     http, rpc = free_port(), free_port()
-    (tmp / "ray").mkdir(parents=True, exist_ok=True)
-    cfg = parse_config(base_config(tmp / "ray", http, rpc))
-    c = start_cluster(tmp / "ray")
+    where = tmp / ("ray" if mode else "ray-proxy")
+    where.mkdir(parents=True, exist_ok=True)
+    cfg = parse_config(base_config(where, http, rpc))
+    c = start_cluster(where, mode)
+    for k in HIGH_THROUGHPUT:
+        os.environ.pop(k, None)
     os.environ.update({k: v for k, v in c.env.items() if k.startswith(("RAY_", "PYTHONPATH"))})
     try:
         ray.init(address=c.gcs, logging_level="ERROR")
-        spec = ReplicaSpec(cfg, models.resolve(), (tmp / "ray" / "data").resolve())
+        spec = ReplicaSpec(cfg, models.resolve(), (where / "data").resolve())
         t0 = time.perf_counter()
         deploy(spec, c.gcs)
         deploy_s = time.perf_counter() - t0
         url = f"http://127.0.0.1:{http}/ArcFace/prediction"
         rounds = [
-            dict(asdict(lv), load=la)
-            for lv, la in (measure(url, body, args.c, args.seconds) for _ in range(args.rounds))
+            dict(asdict(lv), load=la, cpu_ms=cpu)
+            for lv, la, cpu in (measure(url, body, args.c, args.seconds) for _ in range(args.rounds))
         ]
-        return {
-            "rounds": rounds,
-            "deploy_s": deploy_s,
-            "add_replica_s": add_replica_under_load(spec, url, body),
-            "admin_log": admin_log_cost(200 if args.quick else 2000),
-        }
+        out: dict[str, Any] = {"env": mode, "rounds": rounds, "deploy_s": deploy_s}
+        if full:
+            out["add_replica_s"] = add_replica_under_load(spec, url, body)
+            out["admin_log"] = admin_log_cost(200 if args.quick else 2000)
+        return out
     finally:
         ray.shutdown()
         c.stop()
@@ -199,8 +248,9 @@ def model(local: list[dict], ray_res: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(res: dict[str, Any], path: Path) -> None:
-    loc, ray_r = res["local"], res["ray"]["rounds"]
+    loc, ray_r, proxy_r = res["local"], res["ray"]["rounds"], res["ray_proxy"]["rounds"]
     ratio = median(ray_r, "qps") / median(loc, "qps")
+    proxy_ratio = median(proxy_r, "qps") / median(loc, "qps")
     lines = [
         "# Scale-out: worker_num vs Ray Serve at equal cores",
         "",
@@ -211,18 +261,41 @@ def report(res: dict[str, Any], path: Path) -> None:
         "| layout | round | QPS | p50 ms | p99 ms | errors | load avg |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, rounds in (("local worker_num=2", loc), ("ray 2 replicas", ray_r)):
+    layouts = (
+        ("local worker_num=2", loc),
+        ("ray 2 replicas, HAProxy", ray_r),
+        ("ray 2 replicas, Serve proxy", proxy_r),
+    )
+    for name, rounds in layouts:
         for i, r in enumerate(rounds):
             lines.append(
                 f"| {name} | {i + 1} | {r['qps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{sum(r['errors'].values())} | {r['load']:.1f} |"
             )
+    groups = ["load generator", *(g for g, _ in GROUPS), "other"]
+    lines += [
+        "",
+        "CPU milliseconds per request by process group (mean of the rounds; 2 cores = "
+        f"{2e3 / median(loc, 'qps'):.1f} ms a request at the local median QPS):",
+        "",
+        "| layout | " + " | ".join(groups) + " | processes | all cores busy | idle | stolen |",
+        "|---|" + "---|" * (len(groups) + 4),
+    ]
+    for name, rounds in layouts:
+        keys = [*groups, "busy", "idle", "steal"]
+        cpu = {g: sum(r["cpu_ms"][g] for r in rounds) / len(rounds) for g in keys}
+        cells = " | ".join(f"{cpu[g]:.2f}" for g in groups)
+        total = sum(cpu[g] for g in groups)
+        lines.append(
+            f"| {name} | {cells} | {total:.2f} | {cpu['busy']:.2f} | {cpu['idle']:.2f} | {cpu['steal']:.2f} |"
+        )
     d50 = median(ray_r, "p50_ms") - median(loc, "p50_ms")
     d99 = median(ray_r, "p99_ms") - median(loc, "p99_ms")
     lines += [
         "",
-        f"Ray / local throughput (medians): **{ratio:.0%}** (target >= 85 %); overhead per request "
-        f"p50 {d50:+.1f} ms, p99 {d99:+.1f} ms.",
+        f"Ray (HAProxy, README's mode) / local throughput (medians): **{ratio:.0%}** (target >= 85 %); "
+        f"overhead per request p50 {d50:+.1f} ms, p99 {d99:+.1f} ms. Ray's default mode (its Python "
+        f"proxy): {proxy_ratio:.0%}.",
         f"Deploy (2 replicas, models loaded and self-tested): {res['ray']['deploy_s']:.1f} s; "
         f"a third replica under load (autoscaler 2 -> 3, upscale_delay_s 0): running "
         f"**{res['ray']['add_replica_s']:.1f} s** after the load started.",
@@ -237,7 +310,8 @@ def report(res: dict[str, Any], path: Path) -> None:
     for nodes, m in res["model"].items():
         reach = m["admin_call_reaches_all_s"]
         lines.append(f"| {nodes} | {m['qps_if_linear']:.0f} | {m['admin_log_load']:.0%} | ~{reach:.2f} s |")
-    lines += ["", NOTES.format(lo=max(r["load"] for r in loc), hi=max(r["load"] for r in ray_r))]
+    loads = {k: max(r["load"] for r in rounds) for k, rounds in (("lo", loc), ("hi", ray_r), ("px", proxy_r))}
+    lines += ["", NOTES.format(**loads)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -252,16 +326,18 @@ single processes on the head whose limits Ray documents, not measured here. A re
 load takes the time in the table (models loaded and self-tested) before it takes traffic, so
 autoscaling should act on a trend, not a spike.
 
-Load average: {lo:.1f} at most in the local rounds, {hi:.1f} in Ray's, with the same client. The extra
-runnable processes are Ray's own: per node a raylet and a proxy (the proxy parses HTTP and hands the
-request to a replica over Ray's RPC, and the answer comes back the same way), on the head GCS, the
-controller and the dashboard. For a model this small (one aligned 112x112 face, a few ms of CPU) that
-hop costs about as much CPU per request as the DAG itself, and proxy, replicas and load generator
-share 2 cores, so the ratio is Ray's per-request overhead with nothing to absorb it. It falls as the
-work per request grows (photos with detection, batches) and with more cores per node, where the proxy
-runs beside the replicas rather than instead of them: the 10/100-node table assumes that case.
-The same ceiling shows without facepipe: a plain Ray Serve app (bench/peers/ray_srv.py, same model,
-batches of 8) answers 84-90 requests/s at concurrency 8-32 on this machine (peers-cpu.md)."""
+Where the rest goes (the CPU table; load average up to {lo:.1f} local, {hi:.1f} HAProxy, {px:.1f} Serve
+proxy). Every layout keeps both cores busy (idle ~0), so throughput follows CPU per request. In Ray's
+default mode Serve's proxy, a Python process per node that parses HTTP and passes each request to a
+replica over Ray's RPC, costs about as much CPU as the replica, and the replica's own share grows too;
+a plain Ray Serve app of the same model tops out at the same 84-90 requests/s here
+(bench/peers/ray_srv.py, peers-cpu.md). In the README's mode HAProxy (C) forwards the connection to an
+HTTP server Ray runs inside the replica ("direct ingress"): the proxy column nearly vanishes. What is
+left: Ray's request path inside the replica (the replicas column over the local server's), Ray's
+daemons (raylet, GCS, controller, agents), and CPU the machine-wide counters see but no process alive
+at the end of the round accounts for (the gap between "processes" and "all cores busy", present only
+in HAProxy mode: processes started and ended during the round). Ray's daemons are a fixed cost per
+node, smaller in share on nodes with more cores; the replica's extra per request is not."""
 
 
 def main() -> None:
@@ -283,7 +359,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scale-out-") as d:
         tmp = Path(d)
         local = local_rounds(args.models, tmp, body, args)
-        ray_res = ray_rounds(args.models, tmp, body, args)
+        ray_res = ray_rounds(args.models, tmp, body, args, HIGH_THROUGHPUT, True)
+        proxy_res = ray_rounds(args.models, tmp, body, args, {}, False)
     res = {
         "quick": args.quick,
         "host": platform.node(),
@@ -292,6 +369,7 @@ def main() -> None:
         "seconds": args.seconds,
         "local": local,
         "ray": ray_res,
+        "ray_proxy": proxy_res,
         "model": model(local, ray_res),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -234,6 +234,7 @@ class RayConfig(_Strict):
     retry_after_s: int = Field(1, ge=0, le=3600)
     metrics_interval_s: float = Field(5.0, ge=0, description="0: no export through Ray's metrics")
     admin_timeout_s: float = Field(60.0, gt=0)
+    access_log: bool = False
 
 
 class Config(_Strict):

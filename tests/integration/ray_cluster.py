@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -67,6 +68,9 @@ class Cluster:
     ours: list[int] = field(default_factory=list)  # every process of the cluster, by id
 
     def run(self, line: str, timeout: float = 180) -> str:
+        if line.startswith("export "):  # README's lines share one shell: its exports hold for the rest
+            self.env.update(dict(kv.split("=", 1) for kv in shlex.split(line)[1:]))
+            return ""
         out = subprocess.run(
             ["bash", "-c", line], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )

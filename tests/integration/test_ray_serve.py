@@ -29,6 +29,7 @@ import tritonclient.grpc as triton
 import yaml
 from ray import serve
 
+from bench.chaos import cmdline
 from facepipe.client import Client
 from facepipe.protos import pipeline_service_pb2 as seed_pb
 from facepipe.protos import pipeline_service_pb2_grpc as seed_grpc
@@ -96,6 +97,8 @@ def cluster(
                 assert json.loads(out)["ready"] is True
             if line.startswith("serve status"):
                 assert "RUNNING" in out
+        # README's mode: HAProxy answers the HTTP and gRPC ports in place of Serve's Python proxy
+        assert any(cmdline(pid).split(" ", 1)[0].endswith("haproxy") for pid in c.processes()), c.log
         ray.init(address=c.gcs, logging_level="ERROR")
         yield c, cfg, repo
     finally:

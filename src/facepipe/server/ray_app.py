@@ -188,24 +188,30 @@ for _name in RPC_NAMES:
 Replica = serve.ingress()(FacepipeReplica)
 
 
-def deployment(spec: ReplicaSpec) -> Any:
-    """The Ray Serve application of ``spec``'s config (``ray:`` keys), not yet running."""
-    r = spec.config.ray
+def deployment_options(config: Config) -> dict[str, Any]:
+    """Ray Serve's deployment options from the config's ``ray:`` keys."""
+    r = config.ray
     options: dict[str, Any] = {
         "name": "facepipe",
         "ray_actor_options": {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus},
         "max_ongoing_requests": r.max_ongoing_requests,
         "max_queued_requests": r.max_queued_requests,
         "backpressure_config": {"status_code": 503, "retry_after_s": r.retry_after_s},
-        "graceful_shutdown_timeout_s": spec.config.model_control.drain_timeout_s,
+        "graceful_shutdown_timeout_s": config.model_control.drain_timeout_s,
+        "logging_config": {"enable_access_log": r.access_log},
     }
     if r.autoscaling is not None:
         a = r.autoscaling
         options["autoscaling_config"] = a.model_dump()
     else:
         options["num_replicas"] = r.replicas
+    return options
+
+
+def deployment(spec: ReplicaSpec) -> Any:
+    """The Ray Serve application of ``spec``'s config, not yet running."""
     made: Any = serve.deployment(Replica)
-    return made.options(**options).bind(spec)
+    return made.options(**deployment_options(spec.config)).bind(spec)
 
 
 def deploy(spec: ReplicaSpec, address: str, blocking: bool = False) -> None:
