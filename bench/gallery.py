@@ -25,10 +25,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from facepipe.gallery import writes  # noqa: E402
 from facepipe.gallery.gallery import Gallery  # noqa: E402
 from facepipe.gallery.index import ExactIndex, FaissIndex  # noqa: E402
 from facepipe.gallery.sqlite_store import SqliteStore  # noqa: E402
-from facepipe.gallery.store import NewFace, Store  # noqa: E402
+from facepipe.gallery.store import NewFace  # noqa: E402
 from facepipe.tools.eval_server import embed_files  # noqa: E402
 from tests.integration.conftest import start_server, stop_server  # noqa: E402
 
@@ -130,11 +131,11 @@ def bench_store(vectors: np.ndarray) -> dict:
     model = ("mobilefacenet", "1")
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "gallery.db")
-        store.write(lambda db: Store.insert_subject(db, "s", "s", {}))
+        store.write(lambda db: writes.insert_subject(db, "s", "s", {}))
         t = time.perf_counter()
         for lo in range(0, len(vectors), 50_000):
             faces = [NewFace(v, "x", None) for v in vectors[lo : lo + 50_000]]
-            store.write(lambda db, fs=faces: [Store.insert_face(db, "s", model, f) for f in fs])
+            store.write(lambda db, fs=faces: [writes.insert_face(db, "s", model, f) for f in fs])
         entry = {"insert_s": time.perf_counter() - t}
         store.close()
         t = time.perf_counter()

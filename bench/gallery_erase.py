@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from facepipe.gallery import writes
 from facepipe.gallery.pg_store import PostgresStore
 from facepipe.gallery.sqlite_store import SqliteStore
 from facepipe.gallery.store import NewFace, Store
@@ -30,13 +31,13 @@ MODEL = ("m", "1")
 
 def deletes_ms(store: Store, faces: list[NewFace]) -> list[float]:
     """Fill ``store`` with ``faces``, then time three single-face deletes (ms)."""
-    store.write(lambda tx: Store.insert_subject(tx, "s", "S", {}))
+    store.write(lambda tx: writes.insert_subject(tx, "s", "S", {}))
     for lo in range(0, len(faces), 500):
-        store.write(lambda tx, fs=faces[lo : lo + 500]: [Store.insert_face(tx, "s", MODEL, f) for f in fs])
+        store.write(lambda tx, fs=faces[lo : lo + 500]: [writes.insert_face(tx, "s", MODEL, f) for f in fs])
     out = []
     for fid in (10, 20, 30):
         t = time.perf_counter()
-        store.write(lambda tx, fid=fid: Store.delete_face(tx, fid))
+        store.write(lambda tx, fid=fid: writes.delete_face(tx, fid))
         out.append(round((time.perf_counter() - t) * 1000, 1))
     store.close()
     return out

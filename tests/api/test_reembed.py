@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from facepipe.api.reembed import Reembedder
+from facepipe.gallery import writes
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.sqlite_store import SqliteStore
-from facepipe.gallery.store import NewFace, Store
+from facepipe.gallery.store import NewFace
 
 
 def test_reembed_moves_every_face_with_a_crop_to_the_current_model(
@@ -20,13 +21,13 @@ def test_reembed_moves_every_face_with_a_crop_to_the_current_model(
     images = sorted((lfw_dir / "images").glob("*/*.jpg"))[:5]
     crops = [cv2.resize(cv2.imread(str(p)), (112, 112)) for p in images]
     store = SqliteStore(tmp_path / "gallery.db")
-    store.write(lambda db: Store.insert_subject(db, "ann", "Ann", {}))
+    store.write(lambda db: writes.insert_subject(db, "ann", "Ann", {}))
     old = ("mobilefacenet", "0")
     for i, crop in enumerate(crops):
         png = cv2.imencode(".png", crop)[1].tobytes()
         face = NewFace(np.eye(192, dtype=np.float32)[i], f"sha{i}", png)
-        store.write(lambda db, f=face: Store.insert_face(db, "ann", old, f))
-    store.write(lambda db: Store.insert_face(db, "ann", old, NewFace(np.ones(192, np.float32), "x", None)))
+        store.write(lambda db, f=face: writes.insert_face(db, "ann", old, f))
+    store.write(lambda db: writes.insert_face(db, "ann", old, NewFace(np.ones(192, np.float32), "x", None)))
     store.close()
 
     job = Reembedder.open(None, models_dir, tmp_path)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from facepipe.errors import Conflict, InvalidInput, NotFound
-from facepipe.gallery import collection_store
+from facepipe.gallery import collection_store, writes
 from facepipe.gallery.archive import export, import_archive
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.store import NewFace, Store
@@ -35,7 +35,7 @@ def fill(
     for s in range(subjects):
         sid = f"p{seed}-{s:02d}"
         store.write(
-            lambda tx, sid=sid, s=s: Store.insert_subject(tx, sid, f"Person {s}", {"n": s, "tag": "é"})
+            lambda tx, sid=sid, s=s: writes.insert_subject(tx, sid, f"Person {s}", {"n": s, "tag": "é"})
         )
         faces = []
         for i in range(per):
@@ -46,7 +46,7 @@ def fill(
                 else b"\x89PNG\r\n\x1a\n" + rng.bytes(int(rng.integers(10, 3000)))
             )
             faces.append(NewFace(v / np.linalg.norm(v), f"{sid}-img{i}", crop, {"det": float(rng.random())}))
-        store.write(lambda tx, sid=sid, faces=faces: [Store.insert_face(tx, sid, model, f) for f in faces])
+        store.write(lambda tx, sid=sid, faces=faces: [writes.insert_face(tx, sid, model, f) for f in faces])
 
 
 def snapshot(store: Store) -> dict[str, object]:
@@ -155,10 +155,10 @@ def fill_collection(store: Store, name: str, seed: int) -> None:
     store.write(lambda tx: collection_store.insert(tx, name, 0.5, None))
     for s in range(3):
         sid = f"p0-{s:02d}"
-        store.write(lambda tx, sid=sid: Store.insert_subject(tx, sid, f"{name} {sid}", {}, collection=name))
+        store.write(lambda tx, sid=sid: writes.insert_subject(tx, sid, f"{name} {sid}", {}, collection=name))
         v = np.random.default_rng([seed, s]).standard_normal(128).astype(np.float32)
         new = NewFace(v / np.linalg.norm(v), f"{name}-{s}", b"crop%d" % s)
-        store.write(lambda tx, sid=sid, new=new: Store.insert_face(tx, f"{name}/{sid}", MODEL, new))
+        store.write(lambda tx, sid=sid, new=new: writes.insert_face(tx, f"{name}/{sid}", MODEL, new))
 
 
 def collection_snapshot(store: Store, name: str) -> list[tuple[object, ...]]:

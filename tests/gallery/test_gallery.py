@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from facepipe.errors import Conflict, InvalidInput, NotFound
+from facepipe.gallery import writes
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
-from facepipe.gallery.store import NewFace, Store
+from facepipe.gallery.store import NewFace
 
 MODEL, DIM = ("m", "1"), 16
 
@@ -100,8 +101,8 @@ def test_a_restart_rebuilds_the_index_from_the_store(store_url: str, tmp_path: P
 
 def test_faces_of_another_model_version_block_search(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda db: Store.insert_subject(db, "ann", "Ann", {}))
-    store.write(lambda db: Store.insert_face(db, "ann", ("m", "0"), new(1)))
+    store.write(lambda db: writes.insert_subject(db, "ann", "Ann", {}))
+    store.write(lambda db: writes.insert_face(db, "ann", ("m", "0"), new(1)))
     store.close()
     g = Gallery.open(open_store(store_url, tmp_path), MODEL, DIM)
     with pytest.raises(Conflict, match="reembed"):

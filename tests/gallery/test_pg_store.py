@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from facepipe.errors import ConfigError, StoreUnavailable
+from facepipe.gallery import writes
 from facepipe.gallery.collections import Collections
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.pg_store import PostgresStore
@@ -77,12 +78,12 @@ def test_a_missed_notification_is_caught_on_the_next_read(postgres: PgServer) ->
 def test_writers_of_several_servers_commit_the_log_in_order(postgres: PgServer) -> None:
     url = postgres.new_database()
     stores = [PostgresStore(url) for _ in range(3)]
-    stores[0].write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
+    stores[0].write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
 
     def enrol(store: Store, seed: int) -> None:
         for i in range(20):
             store.write(
-                lambda tx, i=i: Store.insert_face(tx, "ann", MODEL, NewFace(vec(seed + i), "x", None))
+                lambda tx, i=i: writes.insert_face(tx, "ann", MODEL, NewFace(vec(seed + i), "x", None))
             )
 
     threads = [threading.Thread(target=enrol, args=(s, 100 * n)) for n, s in enumerate(stores)]
@@ -137,8 +138,8 @@ def test_a_lost_server_is_survived_and_rejoined(own_postgres: PgServer) -> None:
     asyncio.run(g.add_faces("bob", [NewFace(vec(2), "sha2", None)]))  # the next write just works
     assert g.identify(vec(2)[None], 1)[0][0].subject_id == "bob"
     other = PostgresStore(url)  # another server writes; the listener (reconnected too) hears it
-    other.write(lambda tx: Store.insert_subject(tx, "cy", "Cy", {}))
-    other.write(lambda tx: Store.insert_face(tx, "cy", MODEL, NewFace(vec(3), "sha3", None)))
+    other.write(lambda tx: writes.insert_subject(tx, "cy", "Cy", {}))
+    other.write(lambda tx: writes.insert_face(tx, "cy", MODEL, NewFace(vec(3), "sha3", None)))
     within(1.0, lambda: g.faces_count() == 3)
     other.close()
     g.close()

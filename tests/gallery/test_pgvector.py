@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from facepipe.errors import ConfigError
+from facepipe.gallery import writes
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.pg_store import PostgresStore
@@ -42,8 +43,8 @@ def enrol(store: Store, faces: np.ndarray, first: int = 0) -> None:
 
     def insert(tx: object) -> None:
         for i, v in enumerate(faces, first):
-            Store.insert_subject(tx, f"p{i}", f"person {i}", {})  # type: ignore[arg-type]
-            Store.insert_face(tx, f"p{i}", MODEL, NewFace(v, f"{i:064x}", None))  # type: ignore[arg-type]
+            writes.insert_subject(tx, f"p{i}", f"person {i}", {})  # type: ignore[arg-type]
+            writes.insert_face(tx, f"p{i}", MODEL, NewFace(v, f"{i:064x}", None))  # type: ignore[arg-type]
 
     store.write(insert)
 
@@ -98,7 +99,7 @@ def test_a_changed_embedding_is_searched_as_changed(pgvector: Gallery) -> None:
     a, b = unit(np.random.default_rng(3).standard_normal((2, DIM)))
     asyncio.run(pgvector.create_subject("bob", "Bob", {}))
     ((face, _),) = asyncio.run(pgvector.add_faces("bob", [NewFace(a, "a" * 64, None)]))
-    pgvector.store.write(lambda tx: Store.set_embedding(tx, face.id, MODEL, b))  # what reembed does
+    pgvector.store.write(lambda tx: writes.set_embedding(tx, face.id, MODEL, b))  # what reembed does
     assert pgvector.identify(b[None], 1)[0][0].similarity == pytest.approx(1.0, abs=1e-5)
 
 
@@ -117,7 +118,7 @@ def test_a_server_with_another_index_keeps_the_table_in_step(pgvector: Gallery, 
     first, changed = unit(np.random.default_rng(5).standard_normal((2, 10, DIM)))
     plain = PostgresStore(url)  # e.g. a server still on gallery.index: exact, sharing the gallery
     enrol(plain, first)
-    plain.write(lambda tx: [Store.set_embedding(tx, i + 1, MODEL, v) for i, v in enumerate(changed)])
+    plain.write(lambda tx: [writes.set_embedding(tx, i + 1, MODEL, v) for i, v in enumerate(changed)])
     plain.close()
     assert pgvector.faces_count() == 10
     best = pgvector.identify(changed[3][None], 1)[0][0]
@@ -179,9 +180,9 @@ def test_each_collection_searches_only_its_own_faces(url: str, vectors: VectorOp
         collection_store.insert(tx, "b", None, "pgvector")  # type: ignore[arg-type]
         for i, v in enumerate(faces):
             for col in ("default", "b"):
-                Store.insert_subject(tx, f"p{i}", f"{col} {i}", {}, collection=col)  # type: ignore[arg-type]
+                writes.insert_subject(tx, f"p{i}", f"{col} {i}", {}, collection=col)  # type: ignore[arg-type]
                 key = subject_key(col, f"p{i}")
-                Store.insert_face(tx, key, MODEL, NewFace(v, f"{col}{i:060x}", None))  # type: ignore[arg-type]
+                writes.insert_face(tx, key, MODEL, NewFace(v, f"{col}{i:060x}", None))  # type: ignore[arg-type]
 
     store.write(insert)
     default = Gallery.open(store, MODEL, DIM, "pgvector")

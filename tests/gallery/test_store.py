@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from facepipe.errors import ConfigError, Conflict
+from facepipe.gallery import writes
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.schema import SCHEMA_VERSION
 from facepipe.gallery.sqlite_store import SqliteStore
-from facepipe.gallery.store import NewFace, Store, Tx
+from facepipe.gallery.store import NewFace, Tx
 
 MODEL = ("m", "1")
 
@@ -55,8 +56,8 @@ def test_a_newer_schema_is_refused(store_url: str, tmp_path: Path) -> None:
 
 def test_subjects_and_faces_round_trip_and_cascade(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {"team": "a"}))
-    recs = store.write(lambda tx: [Store.insert_face(tx, "ann", MODEL, face(i)) for i in range(3)])
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {"team": "a"}))
+    recs = store.write(lambda tx: [writes.insert_face(tx, "ann", MODEL, face(i)) for i in range(3)])
     assert [r.id for r in recs] == [1, 2, 3]
     assert store.subject("ann").faces == 3  # type: ignore[union-attr]
     assert store.subject("ann").metadata == {"team": "a"}  # type: ignore[union-attr]
@@ -68,27 +69,27 @@ def test_subjects_and_faces_round_trip_and_cascade(store_url: str, tmp_path: Pat
     assert [len(c[0]) for c in store.embeddings(MODEL, chunk=2)] == [2, 1]
     assert store.face_by_image("ann", "sha1", MODEL) is not None
     assert store.face_by_image("ann", "sha1", ("m", "2")) is None
-    assert store.write(lambda tx: Store.delete_subject(tx, "ann")) == [1, 2, 3]
+    assert store.write(lambda tx: writes.delete_subject(tx, "ann")) == [1, 2, 3]
     assert store.face(1) is None and store.subject("ann") is None
     store.close()
 
 
 def test_a_duplicate_subject_is_a_conflict(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
     with pytest.raises(Conflict):
-        store.write(lambda tx: Store.insert_subject(tx, "ann", "Again", {}))
+        store.write(lambda tx: writes.insert_subject(tx, "ann", "Again", {}))
     assert store.name("ann") == "Ann" and store.last_change() == 1  # the failed write left nothing
-    store.write(lambda tx: Store.insert_subject(tx, "bob", "Bob", {}))  # and the store still writes
+    store.write(lambda tx: writes.insert_subject(tx, "bob", "Bob", {}))  # and the store still writes
     store.close()
 
 
 def test_a_failed_write_leaves_nothing(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
 
     def half(tx: Tx) -> None:
-        Store.insert_face(tx, "ann", MODEL, face(1))
+        writes.insert_face(tx, "ann", MODEL, face(1))
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
@@ -99,11 +100,11 @@ def test_a_failed_write_leaves_nothing(store_url: str, tmp_path: Path) -> None:
 
 def test_reads_do_not_wait_for_an_open_write(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
     inside, release = threading.Event(), threading.Event()
 
     def slow(tx: Tx) -> None:
-        Store.insert_subject(tx, "bob", "Bob", {})
+        writes.insert_subject(tx, "bob", "Bob", {})
         inside.set()
         release.wait(5)
 
@@ -120,10 +121,10 @@ def test_reads_do_not_wait_for_an_open_write(store_url: str, tmp_path: Path) -> 
 
 def test_the_change_log_records_every_change_in_order(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
-    rec = store.write(lambda tx: Store.insert_face(tx, "ann", MODEL, face(1)))
-    store.write(lambda tx: Store.update_subject(tx, "ann", "Anne", {}))
-    store.write(lambda tx: Store.delete_face(tx, rec.id))
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
+    rec = store.write(lambda tx: writes.insert_face(tx, "ann", MODEL, face(1)))
+    store.write(lambda tx: writes.update_subject(tx, "ann", "Anne", {}))
+    store.write(lambda tx: writes.delete_face(tx, rec.id))
     assert store.changes_since(0) == [
         (1, "subject", "ann"),
         (2, "face", "1"),
@@ -138,12 +139,12 @@ def test_the_change_log_records_every_change_in_order(store_url: str, tmp_path: 
 
 def test_stale_lists_faces_of_other_models(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
-    store.write(lambda tx: Store.insert_subject(tx, "ann", "Ann", {}))
-    store.write(lambda tx: Store.insert_face(tx, "ann", ("m", "0"), face(1)))
-    store.write(lambda tx: Store.insert_face(tx, "ann", MODEL, face(2)))
+    store.write(lambda tx: writes.insert_subject(tx, "ann", "Ann", {}))
+    store.write(lambda tx: writes.insert_face(tx, "ann", ("m", "0"), face(1)))
+    store.write(lambda tx: writes.insert_face(tx, "ann", MODEL, face(2)))
     assert store.model_counts() == {("m", "0"): 1, MODEL: 1}
     assert store.stale(MODEL, 10) == [(1, b"png")]
-    store.write(lambda tx: Store.set_embedding(tx, 1, MODEL, face(3).embedding))
+    store.write(lambda tx: writes.set_embedding(tx, 1, MODEL, face(3).embedding))
     assert store.stale(MODEL, 10) == []
     store.close()
 
@@ -180,7 +181,7 @@ def test_several_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) ->
 def test_subjects_search_by_id_or_name_pages_and_counts_only_matches(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url, tmp_path)
     for sid, name in [("ann", "Ann Lee"), ("bob", "Bob"), ("c_1", "Leo 100%"), ("d", "Dee")]:
-        store.write(lambda tx, sid=sid, name=name: Store.insert_subject(tx, sid, name, {}))
+        store.write(lambda tx, sid=sid, name=name: writes.insert_subject(tx, sid, name, {}))
     assert store.subjects(0, 10, "LEE")[1] == 1  # case-insensitive, names
     found, total = store.subjects(0, 1, "le")
     assert [s.id for s in found] == ["ann"] and total == 2  # one page, every match counted

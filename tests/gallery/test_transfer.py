@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from facepipe.errors import InvalidInput
-from facepipe.gallery import collection_store
+from facepipe.gallery import collection_store, writes
 from facepipe.gallery.backends import open_store
-from facepipe.gallery.store import NewFace, Store
+from facepipe.gallery.store import NewFace
 from facepipe.gallery.transfer import Cursor, migrate, remaining
 from tests.gallery.test_archive import (
     MODEL,
@@ -90,8 +90,8 @@ def test_faces_of_subjects_made_during_the_migration_come_along(tmp_path: Path) 
     def late_subject(n: int) -> None:
         calls.append(n)
         if len(calls) == 2:  # the subjects are copied, a face batch too: one with an id below the cursor
-            source.write(lambda tx: Store.insert_subject(tx, "a-late", "Late", {}))
-            source.write(lambda tx: Store.insert_face(tx, "a-late", MODEL, face(1)))
+            source.write(lambda tx: writes.insert_subject(tx, "a-late", "Late", {}))
+            source.write(lambda tx: writes.insert_face(tx, "a-late", MODEL, face(1)))
 
     migrate(source, target, Cursor("a", "b"), tmp_path / "cursor", batch=2, progress=late_subject)
     assert target.subject("a-late") is not None and len(target.faces_of("a-late")) == 1

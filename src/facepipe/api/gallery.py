@@ -10,22 +10,19 @@ request's ``collection``), else the default one; ``api/collections.py`` manages 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 from facepipe.api import jsondoc
 from facepipe.api.auth import ApiKeys
+from facepipe.api.enrol import faces_to_enrol
 from facepipe.api.face import (
     FaceService,
-    embed_crops,
     face_json,
-    flag,
     gated,
     number,
     request_gate,
@@ -37,11 +34,10 @@ from facepipe.api.jsondoc import metadata_of
 from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import EnrolConfig, GalleryConfig
 from facepipe.errors import InvalidInput, NotFound, Unauthorized, UnusableFace
-from facepipe.face.decode import DecodeLimits, decode_image
 from facepipe.gallery.collections import Collections
 from facepipe.gallery.gallery import Gallery, Match
 from facepipe.gallery.records import DEFAULT
-from facepipe.gallery.store import FaceRecord, NewFace, Subject
+from facepipe.gallery.store import FaceRecord, Subject
 
 log = logging.getLogger(__name__)
 
@@ -122,78 +118,12 @@ def _name(doc: dict[str, Any], required: bool) -> str | None:
     return name
 
 
-def _choice(params: dict[str, Any], key: str, options: tuple[str, ...]) -> str:
-    value = str(params.get(key, options[0]))
-    if value not in options:
-        raise InvalidInput(f"{key}: expected one of {list(options)}, got {value!r}")
-    return value
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return buf.tobytes() if ok else b""
-
-
 def _face_id(inputs: Inputs) -> int:
     raw = inputs.path.get("fid", "")
     # ASCII digits only ('²' and Arabic-Indic digits pass str.isdigit), and within SQLite's int64
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise InvalidInput(f"face id must be a number of 1 to 18 digits, got {raw[:40]!r}")
     return int(raw)
-
-
-def _stored_crop(i: int, image: bytes) -> bytes:
-    return _png(cv2.resize(decode_image(image, DecodeLimits(), f"image[{i}]"), (112, 112)))
-
-
-async def aligned_faces(svc: GalleryService, images: list[bytes]) -> list[tuple[int, NewFace]]:
-    """Aligned crops as they come: embedded by the seed pipeline, stored resized to 112x112."""
-    embs = await embed_crops(svc.faces, images)
-    crops: list[bytes | None] = [None] * len(images)
-    if svc.config.keep_crops:
-        crops = list(await asyncio.to_thread(lambda: [_stored_crop(i, b) for i, b in enumerate(images)]))
-    return [
-        (i, NewFace(e, hashlib.sha256(img).hexdigest(), c))
-        for i, (img, e, c) in enumerate(zip(images, embs, crops, strict=True))
-    ]
-
-
-async def faces_to_enrol(
-    svc: GalleryService, images: list[bytes], params: dict[str, Any]
-) -> tuple[list[tuple[int, NewFace]], list[dict[str, Any]]]:
-    """The best face of each image, by the request's no-face and several-faces policies; a face the
-    gate refuses (min_quality, require_live) is handled as an image without a face."""
-    on_none = _choice(params, "on_no_face", ("error", "skip"))
-    on_many = _choice(params, "on_many_faces", ("largest", "error"))
-    gate = request_gate(svc.faces, params, svc.enrol.min_quality)
-    if flag(params, "aligned"):
-        if gate.require_live:
-            raise InvalidInput("require_live needs photos: aligned crops carry no box to check liveness on")
-        return await aligned_faces(svc, images), []
-    photos = await run_photos(svc.faces, gated(Inputs(images, params | {"max_faces": 0}), gate))
-    chosen, skipped = [], []
-    for i, (img, photo) in enumerate(zip(images, photos, strict=True)):
-        if not photo.faces:
-            if on_none == "error":
-                raise InvalidInput(f"image[{i}]: no face found (on_no_face=skip to skip such images)")
-            skipped.append({"image": i, "reason": "no face found"})
-            continue
-        if len(photo.faces) > 1 and on_many == "error":
-            raise InvalidInput(
-                f"image[{i}]: {len(photo.faces)} faces found (on_many_faces=largest to take one)"
-            )
-        face = photo.faces[0]  # the largest
-        why = refusal(face, gate, svc.faces.spoof_above)
-        if why and on_none == "error":
-            raise UnusableFace(f"image[{i}]: {why} (on_no_face=skip to skip such images)")
-        if why:
-            skipped.append({"image": i, "reason": why})
-            continue
-        quality = face_json(face, svc.faces.spoof_above, False)
-        crop = _png(face.crop) if svc.config.keep_crops and face.crop is not None else None
-        emb = np.asarray(face.embedding, np.float32)
-        chosen.append((i, NewFace(emb, hashlib.sha256(img).hexdigest(), crop, quality)))
-    return chosen, skipped
 
 
 async def create_subject(svc: GalleryService, inputs: Inputs) -> Answer:
@@ -239,7 +169,10 @@ async def enrol(svc: GalleryService, inputs: Inputs) -> Answer:
     gallery = await svc.allow(inputs, "write")
     sid = inputs.path["sid"]
     await asyncio.to_thread(gallery.subject, sid)  # 404 before any detection work
-    chosen, skipped = await faces_to_enrol(svc, inputs.images, inputs.params)
+    keep = svc.config.keep_crops
+    chosen, skipped = await faces_to_enrol(
+        svc.faces, svc.enrol.min_quality, keep, inputs.images, inputs.params
+    )
     rows = await gallery.add_faces(sid, [f for _, f in chosen]) if chosen else []
     faces = [
         record_json(rec) | {"image": i, "created": created}

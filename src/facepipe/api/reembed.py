@@ -18,6 +18,7 @@ import numpy as np
 from facepipe.config import Config, load_config
 from facepipe.face import pipelines
 from facepipe.face.embed import EmbedOp, flip_averaged
+from facepipe.gallery import writes
 from facepipe.gallery.backends import open_store
 from facepipe.gallery.store import Store, Tx
 from facepipe.models.repository import Repository
@@ -50,7 +51,7 @@ class Reembedder:
 
     def _save(self, ids: list[int], embeddings: list[np.ndarray], tx: Tx) -> None:
         for fid, emb in zip(ids, embeddings, strict=True):
-            Store.set_embedding(tx, fid, self.model, emb)
+            writes.set_embedding(tx, fid, self.model, emb)
 
     def pending(self) -> int:
         return sum(n for m, n in self.store.model_counts().items() if m != self.model)

@@ -13,6 +13,7 @@ import time
 from typing import Literal
 
 from facepipe.errors import InvalidInput
+from facepipe.gallery import writes
 from facepipe.gallery.records import DEFAULT, Collection
 from facepipe.gallery.store import Store, Tx
 
@@ -96,7 +97,7 @@ def insert(
             "INSERT INTO collection_keys (digest, collection, role, created) VALUES (?, ?, ?, ?)",
             (digest(made[role]), name, role, now),
         )
-    Store.log(tx, "collection", name)
+    writes.log(tx, "collection", name)
     return Collection(name, threshold, index, now), made
 
 
@@ -111,7 +112,7 @@ def copy(tx: Tx, c: Collection, keys: list[tuple[str, str]]) -> None:
             "INSERT INTO collection_keys (digest, collection, role, created) VALUES (?, ?, ?, ?)",
             (d, c.name, role, c.created),
         )
-    Store.log(tx, "collection", c.name)
+    writes.log(tx, "collection", c.name)
 
 
 def exists(tx: Tx, name: str) -> bool:
@@ -122,7 +123,7 @@ def exists(tx: Tx, name: str) -> bool:
 
 def set_threshold(tx: Tx, name: str, threshold: float | None) -> None:
     tx.execute("UPDATE collections SET threshold = ? WHERE name = ?", (threshold, name))
-    Store.log(tx, "collection", name)
+    writes.log(tx, "collection", name)
 
 
 def delete(tx: Tx, name: str) -> tuple[int, int]:
@@ -136,6 +137,6 @@ def delete(tx: Tx, name: str) -> tuple[int, int]:
     )
     subjects = tx.execute("DELETE FROM subjects WHERE collection = ?", (name,)).rowcount
     tx.execute("DELETE FROM collections WHERE name = ?", (name,))
-    Store.log(tx, "collection", name)
+    writes.log(tx, "collection", name)
     tx.erased = True
     return int(subjects), int(faces)

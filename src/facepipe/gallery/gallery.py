@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from facepipe.errors import ConfigError, Conflict, InvalidInput, NotFound, NotReady, StoreUnavailable
-from facepipe.gallery import collection_store, spans
+from facepipe.gallery import collection_store, spans, writes
 from facepipe.gallery.index import ExactIndex, FaissIndex, make_index
 from facepipe.gallery.index import Kind as IndexKind
 from facepipe.gallery.pgvector import VectorSearch
@@ -225,7 +225,7 @@ class Gallery:
             if not collection_store.exists(tx, self.collection):
                 raise NotFound(f"no collection {self.collection!r}")
             try:
-                return Store.insert_subject(tx, sid, name, metadata, collection=self.collection)
+                return writes.insert_subject(tx, sid, name, metadata, collection=self.collection)
             except Duplicate:
                 raise Conflict(f"subject {sid!r} already exists") from None
 
@@ -246,16 +246,16 @@ class Gallery:
             old = self.subject(sid)
             new_name = old.name if name is None else name
             new_meta = old.metadata if metadata is None else metadata
-            Store.update_subject(tx, self.key(sid), new_name, new_meta)
+            writes.update_subject(tx, self.key(sid), new_name, new_meta)
             return Subject(sid, new_name, new_meta, old.created, old.faces, self.collection)
 
         return await self.write(update, "update_subject")
 
     async def delete_subject(self, sid: str) -> int:
         def delete(tx: Tx) -> list[int]:
-            if not Store.has_subject(tx, self.key(sid)):
+            if not writes.has_subject(tx, self.key(sid)):
                 raise NotFound(f"no subject {sid!r}")
-            return Store.delete_subject(tx, self.key(sid))
+            return writes.delete_subject(tx, self.key(sid))
 
         removed: list[int] = await self.write(delete, "delete_subject")
         return len(removed)
@@ -272,13 +272,13 @@ class Gallery:
         key = self.key(sid)
 
         def insert(tx: Tx) -> list[tuple[FaceRecord, bool]]:
-            if not Store.has_subject(tx, key):
+            if not writes.has_subject(tx, key):
                 raise NotFound(f"no subject {sid!r}")
             out: list[tuple[FaceRecord, bool]] = []
             seen: dict[str, FaceRecord] = {}
             for f in faces:
                 old = seen.get(f.image_sha256) or self.store.face_by_image(key, f.image_sha256, self.model)
-                rec = old or Store.insert_face(tx, key, self.model, f)
+                rec = old or writes.insert_face(tx, key, self.model, f)
                 seen[f.image_sha256] = rec
                 out.append((rec, old is None))
             return out
@@ -308,7 +308,7 @@ class Gallery:
     async def delete_face(self, fid: int) -> None:
         def delete(tx: Tx) -> None:
             found = self.store.face(fid)
-            if found is None or found.collection != self.collection or not Store.delete_face(tx, fid):
+            if found is None or found.collection != self.collection or not writes.delete_face(tx, fid):
                 raise NotFound(f"no face {fid}")
 
         await self.write(delete, "delete_face")

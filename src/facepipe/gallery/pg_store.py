@@ -25,6 +25,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from facepipe.errors import ConfigError, StoreUnavailable
+from facepipe.gallery import writes
 from facepipe.gallery.pgvector import VectorOptions, prepare, table_dim
 from facepipe.gallery.schema import POSTGRES, SCHEMA_VERSION, spell, statements
 from facepipe.gallery.store import Store, Tx
@@ -213,7 +214,7 @@ class PostgresStore(Store):
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 out = fn(tx)
-                Store.prune(tx)
+                writes.prune(tx)
                 db.execute(f"NOTIFY {CHANNEL}".encode())
                 xid = _count(db.execute(b"SELECT pg_current_xact_id()::text").fetchone()) if tx.erased else 0
         if tx.erased:

@@ -4,7 +4,7 @@ process keeps no vectors (for galleries larger than a node's memory).
 The vectors live in ``face_vectors`` (face id, ``vector(dim)``), beside ``faces`` whose ``embedding``
 column stays the one source of truth. ``schema.PGVECTOR`` creates it; ``PostgresStore`` applies it at
 open only when this index is configured, so SQLite and a PostgreSQL store without pgvector never see
-it. Writes keep it in step in their own transaction (``Store.put_vector``); a changed embedding that
+it. Writes keep it in step in their own transaction (``writes.put_vector``); a changed embedding that
 was written without it is dropped from ``face_vectors`` by a trigger, and every face missing there is
 copied in (binary COPY) at the next open with this index, before the HNSW index is built.
 """

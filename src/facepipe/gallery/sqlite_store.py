@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from facepipe.errors import ConfigError
+from facepipe.gallery import writes
 from facepipe.gallery.schema import SCHEMA_VERSION, SQLITE, statements
 from facepipe.gallery.store import Store, Tx
 
@@ -92,7 +93,7 @@ class SqliteStore(Store):
         db.execute("BEGIN IMMEDIATE")
         try:
             out = fn(tx)
-            Store.prune(tx)
+            writes.prune(tx)
         except BaseException:
             db.execute("ROLLBACK")
             raise

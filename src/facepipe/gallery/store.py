@@ -1,7 +1,8 @@
 """The gallery's durable store: subjects, their faces and a change log, behind one interface.
 
 Two backends implement it: ``SqliteStore`` (one file, WAL) and ``PostgresStore`` (psycopg 3), with one
-schema (``schema.py``) and every statement written once, here. Writes go through ``Store.write``
+schema (``schema.py``) and every statement written once: the reads here, the writes in ``writes.py``.
+Writes go through ``Store.write``
 (the caller serialises them: ``Gallery`` runs them on its single writer thread), each call one
 transaction committed durably before it returns, with an entry per change in the ``changes`` table in
 the same transaction: every server's index follows that log. Reads never wait on the writer.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ from facepipe.gallery.records import DEFAULT, FaceRecord, NewFace, Subject, spli
 from facepipe.gallery.schema import SCHEMA_VERSION, Dialect, spell
 
 T = TypeVar("T")
-KEEP_CHANGES = 100_000
 FACE_COLUMNS = "id, subject_id, model, model_version, image_sha256, quality, created, crop IS NOT NULL"
 __all__ = ["SCHEMA_VERSION", "Duplicate", "FaceRecord", "NewFace", "Store", "Subject", "Tx"]
 
@@ -102,10 +101,6 @@ def vector_text(emb: np.ndarray) -> str:
     return "[" + ",".join(map(repr, np.asarray(emb, np.float32).tolist())) + "]"
 
 
-def _blob(emb: np.ndarray) -> bytes:
-    return np.ascontiguousarray(emb, np.float32).tobytes()
-
-
 class Store(ABC):
     """What the gallery needs of a durable store; the SQL is here, the connections in the backends."""
 
@@ -134,116 +129,6 @@ class Store(ABC):
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         rows = self.rows(sql, args)
         return rows[0] if rows else None
-
-    @staticmethod
-    def prune(tx: Tx) -> None:
-        tx.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?", (KEEP_CHANGES,))
-
-    # -- writes: statements inside ``write`` ---------------------------------------------------
-
-    @staticmethod
-    def log(tx: Tx, kind: str, ref: str | int) -> None:
-        """Record a change (``subject`` or ``face``) in the same transaction as the change itself."""
-        tx.execute("INSERT INTO changes (kind, ref) VALUES (?, ?)", (kind, str(ref)))
-
-    @staticmethod
-    def insert_subject(
-        tx: Tx,
-        sid: str,
-        name: str,
-        metadata: dict[str, Any],
-        created: float | None = None,
-        collection: str = DEFAULT,
-    ) -> Subject:
-        now = time.time() if created is None else created
-        key = subject_key(collection, sid)
-        tx.execute(
-            "INSERT INTO subjects (id, name, metadata, created, collection) VALUES (?, ?, ?, ?, ?)",
-            (key, name, json.dumps(metadata), now, collection),
-        )
-        Store.log(tx, "subject", key)
-        return Subject(sid, name, metadata, now, 0, collection)
-
-    @staticmethod
-    def has_subject(tx: Tx, sid: str) -> bool:
-        return tx.execute("SELECT 1 FROM subjects WHERE id = ?", (sid,)).fetchone() is not None
-
-    @staticmethod
-    def update_subject(tx: Tx, sid: str, name: str, metadata: dict[str, Any]) -> None:
-        tx.execute(
-            "UPDATE subjects SET name = ?, metadata = ? WHERE id = ?", (name, json.dumps(metadata), sid)
-        )
-        Store.log(tx, "subject", sid)
-
-    @staticmethod
-    def delete_subject(tx: Tx, sid: str) -> list[int]:
-        ids = [int(r[0]) for r in tx.execute("SELECT id FROM faces WHERE subject_id = ?", (sid,)).fetchall()]
-        tx.execute("DELETE FROM subjects WHERE id = ?", (sid,))
-        for fid in ids:
-            Store.log(tx, "face", fid)
-        Store.log(tx, "subject", sid)
-        tx.erased = True
-        return ids
-
-    @staticmethod
-    def insert_face(
-        tx: Tx, sid: str, model: tuple[str, str], face: NewFace, created: float | None = None
-    ) -> FaceRecord:
-        now = time.time() if created is None else created
-        fid = int(
-            tx.execute(
-                "INSERT INTO faces (subject_id, model, model_version, embedding, image_sha256, crop, quality,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    sid,
-                    *model,
-                    _blob(face.embedding),
-                    face.image_sha256,
-                    face.crop_png,
-                    json.dumps(face.quality),
-                    now,
-                ),
-            ).fetchone()[0]
-        )
-        Store.log(tx, "face", fid)
-        Store.put_vector(tx, fid, face.embedding)
-        col, external = split_key(sid)
-        crop = face.crop_png is not None
-        return FaceRecord(fid, external, *model, face.image_sha256, face.quality, now, crop, col)
-
-    @staticmethod
-    def has_face(tx: Tx, sid: str, sha: str, model: tuple[str, str]) -> bool:
-        """Whether ``sid`` has a face of this image embedded by ``model`` (how enrolment dedups)."""
-        sql = "SELECT 1 FROM faces WHERE subject_id = ? AND image_sha256 = ? AND model = ?"
-        sql += " AND model_version = ?"
-        return tx.execute(sql, (sid, sha, *model)).fetchone() is not None
-
-    @staticmethod
-    def delete_face(tx: Tx, fid: int) -> bool:
-        gone = tx.execute("DELETE FROM faces WHERE id = ?", (fid,)).rowcount > 0
-        if gone:
-            Store.log(tx, "face", fid)
-            tx.erased = True
-        return gone
-
-    @staticmethod
-    def set_embedding(tx: Tx, fid: int, model: tuple[str, str], emb: np.ndarray) -> None:
-        tx.execute(
-            "UPDATE faces SET embedding = ?, model = ?, model_version = ? WHERE id = ?",
-            (_blob(emb), *model, fid),
-        )
-        Store.log(tx, "face", fid)
-        Store.put_vector(tx, fid, emb)
-
-    @staticmethod
-    def put_vector(tx: Tx, fid: int, emb: np.ndarray) -> None:
-        """pgvector's copy of a face's embedding (``gallery.index: pgvector``), in the same transaction."""
-        if tx.vector_dim is not None and emb.shape == (tx.vector_dim,):
-            tx.execute(
-                "INSERT INTO face_vectors (face_id, embedding) VALUES (?, ?::vector)"
-                " ON CONFLICT (face_id) DO UPDATE SET embedding = EXCLUDED.embedding",
-                (fid, vector_text(emb)),
-            )
 
     # -- reads: never wait on the writer ------------------------------------------------------
 

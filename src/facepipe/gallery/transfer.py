@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from facepipe.errors import Conflict, InvalidInput, NotFound
-from facepipe.gallery import collection_store
+from facepipe.gallery import collection_store, writes
 from facepipe.gallery.records import Collection, FaceRecord, NewFace, Subject, subject_key
 from facepipe.gallery.store import Store, Tx
 
@@ -119,23 +119,23 @@ def _apply(tx: Tx, batch: Batch) -> Tally:
     tally = Tally()
     for s in batch.subjects:
         col = _into(tx, batch.collection or s.collection)
-        if Store.has_subject(tx, subject_key(col, s.id)):
+        if writes.has_subject(tx, subject_key(col, s.id)):
             tally.subjects_kept += 1
         else:
-            Store.insert_subject(tx, s.id, s.name, s.metadata, s.created, col)
+            writes.insert_subject(tx, s.id, s.name, s.metadata, s.created, col)
             tally.subjects += 1
     for f in batch.faces:
         rec = f.record
         key = subject_key(batch.collection or rec.collection, rec.subject_id)
-        if not Store.has_subject(tx, key):
+        if not writes.has_subject(tx, key):
             raise InvalidInput(
                 f"face {rec.id}: subject {rec.subject_id!r} is neither in the source nor the store"
             )
-        if Store.has_face(tx, key, rec.image_sha256, f.model):
+        if writes.has_face(tx, key, rec.image_sha256, f.model):
             tally.faces_kept += 1
             continue
         new = NewFace(f.embedding, rec.image_sha256, f.crop, rec.quality)
-        Store.insert_face(tx, key, f.model, new, rec.created)
+        writes.insert_face(tx, key, f.model, new, rec.created)
         tally.faces += 1
     return tally
 
