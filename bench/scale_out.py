@@ -55,7 +55,13 @@ def base_config(tmp: Path, http: int, rpc: int) -> dict[str, Any]:
         "log_dir": str(tmp / "logs"),
         "op": {"ArcFace": op},
         "gallery": {"enabled": False},
-        "ray": {"replicas": 2, "num_cpus": 1, "max_ongoing_requests": 64, "metrics_interval_s": 5},
+        "ray": {
+            "replicas": 2,
+            "num_cpus": 1,
+            "max_ongoing_requests": 64,
+            "metrics_interval_s": 5,
+            "proxy_location": "HeadOnly",  # nodes on one host: one proxy, or they fight for the port
+        },
     }
 
 
@@ -333,11 +339,12 @@ replica over Ray's RPC, costs about as much CPU as the replica, and the replica'
 a plain Ray Serve app of the same model tops out at the same 84-90 requests/s here
 (bench/peers/ray_srv.py, peers-cpu.md). In the README's mode HAProxy (C) forwards the connection to an
 HTTP server Ray runs inside the replica ("direct ingress"): the proxy column nearly vanishes. What is
-left: Ray's request path inside the replica (the replicas column over the local server's), Ray's
-daemons (raylet, GCS, controller, agents), and CPU the machine-wide counters see but no process alive
-at the end of the round accounts for (the gap between "processes" and "all cores busy", present only
-in HAProxy mode: processes started and ended during the round). Ray's daemons are a fixed cost per
-node, smaller in share on nodes with more cores; the replica's extra per request is not."""
+left: Ray's request path inside the replica (the replicas column over the local server's) and Ray's
+daemons (raylet, GCS, controller, agents), a fixed cost per node that weighs less on nodes with more
+cores. Both Ray layouts run with `ray.proxy_location: HeadOnly`: with a proxy on every node, the
+nodes of this one host all bind the same port, and Ray restarts the HAProxy that lost without end (a
+new worker process every ~2.5 s, ~1.2 CPU s each): in an earlier run that cost a sixth of the machine
+and the HAProxy layout reached 52-54 % instead."""
 
 
 def main() -> None:

@@ -235,6 +235,7 @@ class RayConfig(_Strict):
     metrics_interval_s: float = Field(5.0, ge=0, description="0: no export through Ray's metrics")
     admin_timeout_s: float = Field(60.0, gt=0)
     access_log: bool = False
+    proxy_location: Literal["EveryNode", "HeadOnly"] = "EveryNode"
 
 
 class Config(_Strict):

@@ -69,6 +69,7 @@ def config(tmp: Path, http: int, rpc: int, store: str) -> dict[str, Any]:
             "max_queued_requests": 16,
             "retry_after_s": 1,
             "metrics_interval_s": 1,
+            "proxy_location": "HeadOnly",  # README: several nodes on one host share one proxy
         },
     }
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from ray import serve
 
 from facepipe.config import parse_config
+from facepipe.errors import ConfigError
 from facepipe.server.ray_app import Replica, deployment_options
 
 
@@ -22,6 +24,15 @@ def test_defaults_keep_batches_fillable_and_access_log_off() -> None:
     assert opts["max_ongoing_requests"] == 64  # Ray's own default of 5 would cap the batches
     assert opts["logging_config"] == {"enable_access_log": False}
     assert opts["backpressure_config"] == {"status_code": 503, "retry_after_s": 1}
+
+
+def test_proxy_location_is_one_of_rays() -> None:
+    from ray.serve.config import ProxyLocation
+
+    for where in ("EveryNode", "HeadOnly"):
+        assert ProxyLocation(parse_config({"ray": {"proxy_location": where}}).ray.proxy_location)
+    with pytest.raises(ConfigError, match=r"ray\.proxy_location"):
+        parse_config({"ray": {"proxy_location": "Disabled"}})
 
 
 def test_keys_reach_the_options() -> None:

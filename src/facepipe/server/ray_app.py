@@ -223,6 +223,6 @@ def deploy(spec: ReplicaSpec, address: str, blocking: bool = False) -> None:
         ray.init(address=address, logging_level=logging.WARNING)
     http = {"host": c.host, "port": c.http_port}
     grpc = {"port": c.rpc_port, "grpc_servicer_functions": SERVICERS}
-    serve.start(http_options=http, grpc_options=grpc)
+    serve.start(proxy_location=c.ray.proxy_location, http_options=http, grpc_options=grpc)
     create_log(c.ray.app_name)
     serve.run(deployment(spec), name=c.ray.app_name, route_prefix="/", blocking=blocking)
