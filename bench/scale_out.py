@@ -7,9 +7,10 @@ model for 10 and 100 nodes from those numbers. Writes bench/results/scale-out.{j
 
 Layouts, each with 2 server processes of one ``ArcFace`` worker thread (batch up to 8):
 - local: ``facepipe serve`` with ``worker_num: 2`` (SO_REUSEPORT, the kernel spreads connections);
-- ray: a head node (no replicas) and one worker node, ``ray.replicas: 2``, in Ray's high-throughput
-  mode as README's "Scaling out" starts it (``RAY_SERVE_ENABLE_HA_PROXY=1``,
-  ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``: HAProxy on each node hands HTTP straight to the replicas);
+- ray: one Ray node holding both replicas (``ray.replicas: 2``): on one host, the Ray layout with the
+  same cores (a second node on the same host would add its raylet, agents and log monitor on those
+  cores; the cluster tests run README's several nodes), with the environment README's "Scaling out"
+  exports (Ray's high-throughput mode: HAProxy hands HTTP straight to the replicas);
 - ray-proxy: the same cluster in Ray's default mode (Serve's Python proxy between client and replica),
   throughput rounds only.
 Both run on this host; the load generator shares its cores with the servers (and, on a shared machine,
@@ -38,12 +39,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench.chaos import cmdline  # noqa: E402
+from facepipe.server.ray_admin import FOLLOW_S  # noqa: E402
 from facepipe.tools.loadgen import Level, closed_loop, encode_post, seed_ok  # noqa: E402
 from tests.integration.conftest import free_port, launch, stop_server  # noqa: E402
-from tests.integration.ray_cluster import Cluster, environment  # noqa: E402
+from tests.integration.ray_cluster import Cluster, environment, readme_commands  # noqa: E402
 
 OBJECT_STORE = "100000000"
-HIGH_THROUGHPUT = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}  # README's
+HIGH_THROUGHPUT = dict(  # the variables README's "Scaling out" exports before `ray start`
+    kv.split("=", 1) for line in readme_commands() if line.startswith("export ") for kv in line.split()[1:]
+)
+TEST_ONLY = ("RAY_metrics_report_interval_ms",)  # the cluster tests' faster metrics; Ray's default here
 
 
 def base_config(tmp: Path, http: int, rpc: int) -> dict[str, Any]:
@@ -128,12 +133,13 @@ def local_rounds(models: Path, tmp: Path, body: bytes, args: argparse.Namespace)
 
 def start_cluster(tmp: Path, mode: dict[str, str]) -> Cluster:
     gcs = free_port()
-    env = {k: v for k, v in environment(str(ROOT / "src")).items() if k not in HIGH_THROUGHPUT} | mode
+    skip = (*HIGH_THROUGHPUT, *TEST_ONLY)
+    env = {k: v for k, v in environment(str(ROOT / "src")).items() if k not in skip} | mode
     c = Cluster(f"127.0.0.1:{gcs}", env, tmp / "commands.log")
     flags = f"--object-store-memory {OBJECT_STORE} --disable-usage-stats"
-    c.run(f"ray start --head --port {gcs} --num-cpus 0 --include-dashboard false {flags}")
+    # one node, both replicas and room for the one the bench adds
+    c.run(f"ray start --head --port {gcs} --num-cpus 3 --include-dashboard false {flags}")
     c.find_session()
-    c.run(f"ray start --address {c.gcs} --num-cpus 3 {flags}")
     return c
 
 
@@ -177,7 +183,8 @@ def add_replica_under_load(spec: Any, url: str, body: bytes) -> float:
 
 
 def admin_log_cost(n: int = 2000) -> dict[str, float]:
-    """Round trip of one ``since`` call to the admin log (what each replica sends every 0.25 s)."""
+    """Round trip of one ``since`` call to the admin log (a replica's call when it has news to report;
+    idle, each replica holds one waiting ``follow`` call, renewed every ``FOLLOW_S``)."""
     import ray
 
     from facepipe.server.ray_admin import log_name
@@ -244,11 +251,11 @@ def model(local: list[dict], ray_res: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for nodes in (10, 100):
         replicas = 2 * nodes
-        polls = replicas / 0.25  # each replica asks the admin log 4 times a second
+        polls = replicas / FOLLOW_S  # idle: each replica renews its waiting call every FOLLOW_S
         out[str(nodes)] = {
             "qps_if_linear": per_node * nodes,
             "admin_log_load": polls / log["calls_per_s"],  # fraction of the log actor's capacity
-            "admin_call_reaches_all_s": 0.25 + median(ray_res["rounds"], "p50_ms") / 1e3,
+            "admin_call_reaches_all_s": median(ray_res["rounds"], "p50_ms") / 1e3,  # the append wakes all
         }
     return out
 
@@ -310,7 +317,7 @@ def report(res: dict[str, Any], path: Path) -> None:
         "",
         "## 10 and 100 nodes (2 replicas each), from these numbers",
         "",
-        "| nodes | QPS if linear | admin log polls / its measured capacity | admin call on every replica |",
+        "| nodes | QPS if linear | admin log renewals / its capacity | admin call on every replica |",
         "|---|---|---|---|",
     ]
     for nodes, m in res["model"].items():
@@ -325,10 +332,11 @@ NOTES = """Reading the model: requests never cross replicas (each replica runs t
 data path scales with replicas as long as the proxies keep up; every node runs its own proxy, so
 clients spread over nodes (a load balancer in front of the nodes' HTTP ports, or DNS) add proxy
 capacity with the nodes. What grows with the cluster is shared: the admin log (one actor on the head)
-gets 4 polls a second from every replica (the table's third column: at 100 nodes a single actor would
-be near or past what it answers, so the poll interval must grow with the cluster, or the log move to
-a pub/sub such as the PostgreSQL LISTEN/NOTIFY the gallery already uses); Ray's controller and GCS are
-single processes on the head whose limits Ray documents, not measured here. A replica added under
+holds one waiting call per replica, renewed every 2 s when idle and answered at once when an admin
+call is appended (the table's third column: the renewals against the calls a second it answers here,
+far from its limit at 100 nodes; an admin call reaches every replica about as fast as one request);
+Ray's controller and GCS are single processes on the head whose limits Ray documents, not measured
+here. A replica added under
 load takes the time in the table (models loaded and self-tested) before it takes traffic, so
 autoscaling should act on a trend, not a spike.
 
@@ -341,17 +349,18 @@ a plain Ray Serve app of the same model tops out at the same 84-90 requests/s he
 HTTP server Ray runs inside the replica ("direct ingress"): the proxy column nearly vanishes. What is
 left: Ray's request path inside the replica (the replicas column over the local server's) and Ray's
 daemons (raylet, GCS, controller, agents), a fixed cost per node that weighs less on nodes with more
-cores. Both Ray layouts run with `ray.proxy_location: HeadOnly`: with a proxy on every node, the
-nodes of this one host all bind the same port, and Ray restarts the HAProxy that lost without end (a
-new worker process every ~2.5 s, ~1.2 CPU s each): in an earlier run that cost a sixth of the machine
-and the HAProxy layout reached 52-54 % instead."""
+cores. The Ray layouts here are one node (the same cores as the local server); the cluster tests run
+README's head and worker nodes on this host, where every extra node adds its own raylet, agents and
+log monitor (~45 CPU ms a second, idle) and, with a proxy on every node, a HAProxy on the same port
+that Ray restarts without end (`ray.proxy_location: HeadOnly` avoids that: earlier runs with it off
+reached 52-54 %, with a head and a worker node 77 %)."""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 round of 6 s per layout")
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("-c", type=int, default=16, help="concurrent connections")
     ap.add_argument("--models", type=Path, default=Path(os.environ.get("FACEPIPE_MODELS", ROOT / "models")))
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPIPE_TEST_DATA", ROOT / "data")))

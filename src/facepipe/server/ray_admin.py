@@ -9,6 +9,9 @@ applies the log in order, each through its own
 fails during the rollout). A replica started later (autoscaling, a replaced node) replays the whole log
 and ends in the same state. The replica that took the call applies it through the same log, answers
 with its own outcome, and first waits (``ray.admin_timeout_s``) until every live replica has applied it.
+Replicas follow the log with a waiting call that the log answers when a call is appended (a long poll),
+so a call reaches every replica at once and an idle cluster sends the log one call per replica every
+``FOLLOW_S``.
 """
 
 from __future__ import annotations
@@ -25,39 +28,73 @@ import ray
 from facepipe.models.control import ModelControl
 
 log = logging.getLogger(__name__)
-POLL_S = 0.25  # how often a replica asks the log for calls it has not applied
-LIVE_S = 5.0  # a replica not heard from for this long is no longer waited for (its node is gone)
+FOLLOW_S = 2.0  # a replica's waiting call on the log returns after this long when nothing was appended
+LIVE_S = 5.0  # a replica not heard from for this long after its last call returned is gone (its node)
+RETRY_S = 0.25  # pause before asking again after a failed call (the log actor restarting)
 
 
-@ray.remote(num_cpus=0)
-class AdminLog:
-    """The ordered admin calls of one deployment, and how far each replica has applied them."""
+class AdminLogState:
+    """The ordered admin calls of one deployment, and how far each replica has applied them. Replicas
+    follow it with a waiting call (``follow``) that returns as soon as a call is appended, so a
+    change reaches every replica at once and an idle replica costs one call every ``FOLLOW_S``."""
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, tuple[Any, ...]]] = []
         self.applied: dict[str, tuple[int, float]] = {}  # replica -> (calls applied, when last seen)
+        self.waiting: dict[str, int] = {}  # replica -> its follow calls pending (it is alive)
+        self._grown = asyncio.Event()  # set (and replaced) on every append
+        self._progress = asyncio.Event()  # set (and replaced) whenever a replica reports
 
     def append(self, op: str, args: tuple[Any, ...]) -> int:
         self.ops.append((op, args))
+        self._grown = _fire(self._grown)
         return len(self.ops)
 
     def since(self, replica: str, applied: int) -> list[tuple[str, tuple[Any, ...]]]:
         """The calls after the first ``applied``; also records that ``replica`` has applied those."""
         self.applied[replica] = (applied, time.monotonic())
+        self._progress = _fire(self._progress)
         return self.ops[applied:]
+
+    async def follow(self, replica: str, applied: int, wait_s: float) -> list[tuple[str, tuple[Any, ...]]]:
+        """``since``, but when there is nothing new, wait up to ``wait_s`` for an append first."""
+        if len(self.ops) <= applied:
+            self.since(replica, applied)
+            self.waiting[replica] = self.waiting.get(replica, 0) + 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._grown.wait(), wait_s)
+            finally:
+                self.waiting[replica] -= 1
+                if not self.waiting[replica]:
+                    del self.waiting[replica]
+        return self.since(replica, applied)
 
     def leave(self, replica: str) -> None:
         self.applied.pop(replica, None)
 
+    def late(self, seq: int) -> list[str]:
+        """Live replicas that have not applied the first ``seq`` calls."""
+        now = time.monotonic()
+        live = [r for r, (_, seen) in self.applied.items() if r in self.waiting or now - seen < LIVE_S]
+        return [r for r in live if self.applied[r][0] < seq]
+
     async def wait(self, seq: int, timeout_s: float) -> list[str]:
         """Wait until every live replica has applied the first ``seq`` calls; the ones that had not."""
         end = time.monotonic() + timeout_s
-        while True:
-            now = time.monotonic()
-            late = [r for r, (n, seen) in self.applied.items() if n < seq and now - seen < LIVE_S]
-            if not late or now > end:
-                return late
-            await asyncio.sleep(POLL_S / 2)
+        while (late := self.late(seq)) and time.monotonic() < end:
+            with contextlib.suppress(TimeoutError):  # woken by a report; a dead replica ages out
+                await asyncio.wait_for(self._progress.wait(), min(1.0, max(end - time.monotonic(), 0)))
+        return late
+
+
+def _fire(event: asyncio.Event) -> asyncio.Event:
+    """Wake everything waiting on ``event``; the fresh event later waiters wait on."""
+    event.set()
+    return asyncio.Event()
+
+
+AdminLog = ray.remote(AdminLogState)
 
 
 def log_name(app: str) -> str:
@@ -68,8 +105,14 @@ def create_log(app: str) -> None:
     """The log of ``app``, on the head node (it outlives worker nodes); kept across redeployments, so
     that replicas of a new deployment (or a scaled one, whose replicas stay) load what was loaded."""
     head = {"node:__internal_head__": 0.001}
-    AdminLog.options(  # type: ignore[attr-defined]
-        name=log_name(app), namespace="facepipe", lifetime="detached", resources=head, get_if_exists=True
+    AdminLog.options(
+        name=log_name(app),
+        namespace="facepipe",
+        lifetime="detached",
+        resources=head,
+        get_if_exists=True,
+        num_cpus=0,
+        max_concurrency=10_000,  # a waiting call per replica
     ).remote()
 
 
@@ -155,8 +198,9 @@ class ClusterControl:
 
     async def _follow(self) -> None:
         while True:
-            await asyncio.sleep(POLL_S)
             try:
-                await self.catch_up()
+                if await self.admin.follow.remote(self.replica, self.applied, FOLLOW_S):
+                    await self.catch_up()
             except Exception:
                 log.exception("following the admin log failed")
+                await asyncio.sleep(RETRY_S)
