@@ -35,9 +35,10 @@ from facepipe.api.operation import Answer, Binary, Inputs, Operation
 from facepipe.config import EnrolConfig, GalleryConfig
 from facepipe.errors import InvalidInput, NotFound, Unauthorized, UnusableFace
 from facepipe.gallery.collections import Collections
-from facepipe.gallery.gallery import Gallery, Match
+from facepipe.gallery.gallery import Gallery
 from facepipe.gallery.records import DEFAULT
 from facepipe.gallery.store import FaceRecord, Subject
+from facepipe.gallery.view import Match
 
 log = logging.getLogger(__name__)
 
