@@ -65,6 +65,18 @@ def test_follow_answers_at_once_when_behind_and_waits_for_an_append_otherwise() 
     asyncio.run(scenario())
 
 
+def test_a_replica_that_leaves_while_waiting_does_not_come_back() -> None:
+    async def scenario() -> None:
+        log = AdminLogState()
+        pending = asyncio.ensure_future(log.follow("r", 0, 0.2))  # a stopping replica's last call
+        await asyncio.sleep(0.05)
+        log.leave("r")
+        assert await pending == []
+        assert log.applied == {} and log.late(log.append("unload", ("m", None))) == []
+
+    asyncio.run(scenario())
+
+
 def test_a_waiting_replica_counts_as_live_and_a_silent_one_ages_out() -> None:
     async def scenario() -> None:
         log = AdminLogState()

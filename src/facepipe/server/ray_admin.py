@@ -68,6 +68,8 @@ class AdminLogState:
                 self.waiting[replica] -= 1
                 if not self.waiting[replica]:
                     del self.waiting[replica]
+            if replica not in self.applied:  # it left while waiting (a stopping replica's call)
+                return []
         return self.since(replica, applied)
 
     def leave(self, replica: str) -> None:
