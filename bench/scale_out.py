@@ -43,13 +43,12 @@ from bench.chaos import cmdline  # noqa: E402
 from facepipe.server.ray_admin import FOLLOW_S  # noqa: E402
 from facepipe.tools.loadgen import Level, closed_loop, encode_post, seed_ok  # noqa: E402
 from tests.integration.conftest import free_port, launch, stop_server  # noqa: E402
-from tests.integration.ray_cluster import Cluster, environment, readme_commands  # noqa: E402
+from tests.integration.ray_cluster import Cluster, environment, exported, readme_commands  # noqa: E402
 
 OBJECT_STORE = "100000000"
-HIGH_THROUGHPUT = dict(  # the variables README's "Scaling out" exports before `ray start`
-    kv.split("=", 1) for line in readme_commands() if line.startswith("export ") for kv in line.split()[1:]
-)
-TEST_ONLY = ("RAY_metrics_report_interval_ms",)  # the cluster tests' faster metrics; Ray's default here
+HIGH_THROUGHPUT = {  # the variables README's "Scaling out" exports before `ray start`
+    k: v for line in readme_commands() if line.startswith("export ") for k, v in exported(line).items()
+}
 
 
 def base_config(tmp: Path, http: int, rpc: int) -> dict[str, Any]:
@@ -109,9 +108,7 @@ def measure(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[Le
     closed_loop(url, [encode_post(url, body)], concurrency, 2, 2, seed_ok)  # warm-up
     before = cpu_seconds()
     level = closed_loop(url, [encode_post(url, body)], concurrency, seconds, 2, seed_ok)
-    after = cpu_seconds()
-    per_request = {g: 1e3 * (after[g] - before.get(g, 0.0)) / max(level.requests, 1) for g in after}
-    return level, os.getloadavg()[0], per_request
+    return level, os.getloadavg()[0], cpu_ms(before, cpu_seconds(), max(level.requests, 1))
 
 
 def idle_cpu(seconds: float) -> dict[str, float]:
@@ -119,8 +116,12 @@ def idle_cpu(seconds: float) -> dict[str, float]:
     before it serves anything."""
     before = cpu_seconds()
     time.sleep(seconds)
-    after = cpu_seconds()
-    return {g: 1e3 * (after[g] - before.get(g, 0.0)) / seconds for g in after}
+    return cpu_ms(before, cpu_seconds(), seconds)
+
+
+def cpu_ms(before: dict[str, float], after: dict[str, float], per: float) -> dict[str, float]:
+    """CPU milliseconds by process group between two ``cpu_seconds``, divided by ``per``."""
+    return {g: 1e3 * (after[g] - before.get(g, 0.0)) / per for g in after}
 
 
 def local_rounds(
@@ -146,8 +147,8 @@ def local_rounds(
 
 def start_cluster(tmp: Path, mode: dict[str, str]) -> Cluster:
     gcs = free_port()
-    skip = (*HIGH_THROUGHPUT, *TEST_ONLY)
-    env = {k: v for k, v in environment(str(ROOT / "src")).items() if k not in skip} | mode
+    base = environment(str(ROOT / "src"), fast_metrics=False)  # Ray's default metrics interval, as README
+    env = {k: v for k, v in base.items() if k not in HIGH_THROUGHPUT} | mode
     c = Cluster(f"127.0.0.1:{gcs}", env, tmp / "commands.log")
     flags = f"--object-store-memory {OBJECT_STORE} --disable-usage-stats"
     # one node, both replicas and room for the one the bench adds
@@ -254,8 +255,7 @@ def ray_rounds(
 
 
 def median(rounds: list[dict], key: str) -> float:
-    values = sorted(r[key] for r in rounds)
-    return float(values[len(values) // 2])
+    return float(np.median([r[key] for r in rounds]))
 
 
 def model(local: list[dict], ray_res: dict[str, Any]) -> dict[str, Any]:
@@ -272,11 +272,6 @@ def model(local: list[dict], ray_res: dict[str, Any]) -> dict[str, Any]:
             "admin_call_reaches_all_s": median(ray_res["rounds"], "p50_ms") / 1e3,  # the append wakes all
         }
     return out
-
-
-def idle_of(res: dict[str, Any]) -> list[dict[str, float] | None]:
-    """Each layout's idle CPU (runs before the bench measured it have none)."""
-    return [res.get("local_idle"), res["ray"].get("idle"), res["ray_proxy"].get("idle")]
 
 
 LAYOUT = "one Ray node, README's environment"  # runs of another layout are not pooled with these
@@ -304,10 +299,7 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
 
 def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """Every recorded run of this layout, and the ratio of all their rounds pooled."""
-
-    def med(values: list[float]) -> float:
-        return float(np.median(values))
-
+    med = np.median
     lines = [
         "## Runs (run-to-run spread; `bench/results/scale-out-runs.json`)",
         "",
@@ -372,19 +364,18 @@ def report(res: dict[str, Any], path: Path, runs: list[dict[str, Any]]) -> None:
         lines.append(
             f"| {name} | {cells} | {total:.2f} | {cpu['busy']:.2f} | {cpu['idle']:.2f} | {cpu['steal']:.2f} |"
         )
-    idles = [(n, i) for n, i in zip((n for n, _ in layouts), idle_of(res), strict=True) if i]
-    if idles:
-        lines += [
-            "",
-            "The same with no request arriving (after the rounds), CPU milliseconds a second: what a layout "
-            "costs before it serves anything (2 cores = 2000):",
-            "",
-            "| layout | " + " | ".join(groups) + " | processes |",
-            "|---|" + "---|" * (len(groups) + 1),
-        ]
-        for name, idle in idles:
-            cells = " | ".join(f"{idle[g]:.0f}" for g in groups)
-            lines.append(f"| {name} | {cells} | {sum(idle[g] for g in groups):.0f} |")
+    lines += [
+        "",
+        "The same with no request arriving (after the rounds), CPU milliseconds a second: what a layout "
+        "costs before it serves anything (2 cores = 2000):",
+        "",
+        "| layout | " + " | ".join(groups) + " | processes |",
+        "|---|" + "---|" * (len(groups) + 1),
+    ]
+    idles = (res["local_idle"], res["ray"]["idle"], res["ray_proxy"]["idle"])
+    for (name, _), idle in zip(layouts, idles, strict=True):
+        cells = " | ".join(f"{idle[g]:.0f}" for g in groups)
+        lines.append(f"| {name} | {cells} | {sum(idle[g] for g in groups):.0f} |")
     d50 = median(ray_r, "p50_ms") - median(loc, "p50_ms")
     d99 = median(ray_r, "p99_ms") - median(loc, "p99_ms")
     lines += [

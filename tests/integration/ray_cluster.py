@@ -69,7 +69,7 @@ class Cluster:
 
     def run(self, line: str, timeout: float = 180) -> str:
         if line.startswith("export "):  # README's lines share one shell: its exports hold for the rest
-            self.env.update(dict(kv.split("=", 1) for kv in shlex.split(line)[1:]))
+            self.env.update(exported(line))
             return ""
         out = subprocess.run(
             ["bash", "-c", line], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
@@ -118,13 +118,19 @@ class Cluster:
         time.sleep(0.5)
 
 
-def environment(extra_path: str) -> dict[str, str]:
+def environment(extra_path: str, fast_metrics: bool = True) -> dict[str, str]:
     """The commands' environment: this venv's executables first, this tree's sources importable by
-    every Ray worker (they inherit it from ``ray start``)."""
-    return {
+    every Ray worker (they inherit it from ``ray start``); ``fast_metrics``: Ray's metrics agents
+    report every second (the tests read them back) instead of Ray's default 10 s."""
+    env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "PYTHONPATH": extra_path,
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_metrics_report_interval_ms": "1000",
     }
+    return env | {"RAY_metrics_report_interval_ms": "1000"} if fast_metrics else env
+
+
+def exported(line: str) -> dict[str, str]:
+    """The variables a shell ``export A=1 B=2`` line sets."""
+    return dict(kv.split("=", 1) for kv in shlex.split(line)[1:])

@@ -2,10 +2,10 @@
 
 Two backends implement it: ``SqliteStore`` (one file, WAL) and ``PostgresStore`` (psycopg 3), with one
 schema (``schema.py``) and every statement written once: the reads here, the writes in ``writes.py``.
-Writes go through ``Store.write``
-(the caller serialises them: ``Gallery`` runs them on its single writer thread), each call one
-transaction committed durably before it returns, with an entry per change in the ``changes`` table in
-the same transaction: every server's index follows that log. Reads never wait on the writer.
+Writes go through ``Store.write`` (the caller serialises them: ``Gallery`` runs them on its single
+writer thread), each call one transaction committed durably before it returns, with an entry per
+change in the ``changes`` table in the same transaction: every server's index follows that log. Reads
+never wait on the writer.
 
 Deletes erase: a transaction that deleted a face or subject sets ``Tx.erased``, and the backend then
 removes the deleted bytes from its files as far as it can (each backend's ``erase``; docs/gallery.md).
